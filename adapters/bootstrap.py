@@ -1,0 +1,90 @@
+"""The composition root: settings in, a wired ``Fleet`` out. Nothing is built at import."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.store.migrate import migrate_postgres, migrate_sqlite
+from adapters.system import SystemClock, SystemRandom, Uuid7Ids
+from coordinator.context import Context
+from coordinator.fleet import Fleet
+from coordinator.ports import Clock, IdGenerator, RandomSource, Store
+from coordinator.reaper import ReaperConfig
+from coordinator.scheduler import SchedulerConfig
+
+DEFAULT_DATA_DIR = Path(".fleetlog")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    """Embedded mode: where the SQLite event store lives."""
+    database_url: str | None = None
+    """``postgresql://...``: use PostgreSQL instead of the embedded store."""
+    pool_size: int = Field(default=5, ge=1, le=200)
+    max_overflow: int = Field(default=10, ge=0, le=200)
+    migrate: bool = True
+    """Apply pending migrations when the app starts."""
+    reaper: ReaperConfig = ReaperConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:
+        values: dict[str, object] = {}
+        if environ.get("FLEETLOG_DATA_DIR"):
+            values["data_dir"] = Path(environ["FLEETLOG_DATA_DIR"])
+        if environ.get("DATABASE_URL"):
+            values["database_url"] = environ["DATABASE_URL"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "fleetlog.db"
+
+    def describe(self) -> str:
+        if self.database_url:
+            return "postgresql " + self.database_url.split("@")[-1]
+        return f"sqlite {self.sqlite_path}"
+
+
+def migrate(settings: Settings) -> list[str]:
+    if settings.database_url:
+        done = migrate_postgres(settings.database_url)
+    else:
+        done = migrate_sqlite(settings.sqlite_path)
+    return [f"{m.version:04d}_{m.name}" for m in done]
+
+
+def build_store(settings: Settings) -> Store:
+    if settings.migrate:
+        migrate(settings)
+    if settings.database_url:
+        from adapters.store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow)
+    from adapters.store.sqlite import SQLiteStore
+
+    return SQLiteStore(settings.sqlite_path)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    ids: IdGenerator | None = None,
+    random: RandomSource | None = None,
+) -> Fleet:
+    """Wire a Fleet: the store for the settings, the system clock, ids and randomness
+    (tests pass a fake clock and a seeded random source)."""
+    ctx = Context(
+        store=build_store(settings),
+        clock=clock or SystemClock(),
+        ids=ids or Uuid7Ids(),
+        random=random or SystemRandom(),
+    )
+    return Fleet(ctx, reaper=settings.reaper, scheduler=settings.scheduler)

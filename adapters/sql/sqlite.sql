@@ -1,0 +1,285 @@
+-- Named queries for SQLite: the same names and meaning as postgres.sql.
+--
+-- SQLite has one writer at a time and no row locks: every write transaction starts with
+-- BEGIN IMMEDIATE, which takes the database write lock before the first read, so what a
+-- transaction reads cannot change until it commits (across threads and processes). The
+-- "lock_" queries therefore are plain reads here.
+--
+-- Lists arrive as JSON text (json_each); timestamps are ISO-8601 UTC text with
+-- microseconds, which compare correctly as text.
+
+-- name: lock_jobs
+SELECT job_id, version, spec, snapshot
+FROM fleet_jobs
+WHERE job_id IN (SELECT value FROM json_each(:ids))
+ORDER BY job_id;
+
+-- name: dependency_status
+SELECT job_id, state, phase, json_extract(spec, '$.phases') AS phases,
+       json_extract(snapshot, '$.superseded_by') AS superseded_by
+FROM fleet_jobs
+WHERE tenant = :tenant AND job_id IN (SELECT value FROM json_each(:ids))
+ORDER BY job_id;
+
+-- name: dependencies_of
+SELECT job_id, depends_on FROM fleet_dependencies
+WHERE job_id IN (SELECT value FROM json_each(:ids));
+
+-- name: dependents_of
+SELECT e.job_id
+FROM fleet_dependencies e JOIN fleet_jobs j ON j.job_id = e.job_id
+WHERE e.depends_on IN (SELECT value FROM json_each(:ids))
+  AND j.state NOT IN ('succeeded', 'cancelled', 'superseded', 'dead_letter')
+ORDER BY e.job_id;
+
+-- name: blocked_dependents_of
+SELECT DISTINCT e.job_id
+FROM fleet_dependencies e JOIN fleet_jobs j ON j.job_id = e.job_id
+WHERE e.depends_on IN (SELECT value FROM json_each(:ids)) AND j.state = 'blocked'
+ORDER BY e.job_id;
+
+-- name: find_idempotent
+SELECT tenant, key, job_id, content_hash
+FROM fleet_idempotency
+WHERE tenant = :tenant AND key = :key;
+
+-- name: tenants_with_work
+SELECT DISTINCT q.tenant
+FROM fleet_queue q
+WHERE q.available_at <= :now
+  AND NOT EXISTS (SELECT 1 FROM json_each(q.capabilities) c
+                  WHERE c.value NOT IN (SELECT value FROM json_each(:caps)))
+  AND (q.state = 'queued' OR NOT q.has_deps)
+  AND (:tenants IS NULL OR q.tenant IN (SELECT value FROM json_each(:tenants)))
+  AND (:queues IS NULL OR q.queue IN (SELECT value FROM json_each(:queues)))
+ORDER BY q.tenant;
+
+-- name: lock_claimable_tenant
+SELECT j.job_id, j.version, j.spec, j.snapshot
+FROM fleet_queue q JOIN fleet_jobs j ON j.job_id = q.job_id
+WHERE q.tenant = :tenant
+  AND q.available_at <= :now
+  AND NOT EXISTS (SELECT 1 FROM json_each(q.capabilities) c
+                  WHERE c.value NOT IN (SELECT value FROM json_each(:caps)))
+  AND (q.state = 'queued' OR NOT q.has_deps)
+  AND (:queues IS NULL OR q.queue IN (SELECT value FROM json_each(:queues)))
+  AND q.job_id NOT IN (SELECT value FROM json_each(:exclude))
+ORDER BY q.priority, q.available_at, q.job_id
+LIMIT :limit;
+
+-- name: lock_claimable_any
+SELECT j.job_id, j.version, j.spec, j.snapshot
+FROM fleet_queue q JOIN fleet_jobs j ON j.job_id = q.job_id
+WHERE q.available_at <= :now
+  AND NOT EXISTS (SELECT 1 FROM json_each(q.capabilities) c
+                  WHERE c.value NOT IN (SELECT value FROM json_each(:caps)))
+  AND (q.state = 'queued' OR NOT q.has_deps)
+  AND (:tenants IS NULL OR q.tenant IN (SELECT value FROM json_each(:tenants)))
+  AND (:queues IS NULL OR q.queue IN (SELECT value FROM json_each(:queues)))
+  AND q.job_id NOT IN (SELECT value FROM json_each(:exclude))
+ORDER BY q.priority, q.available_at, q.job_id
+LIMIT :limit;
+
+-- name: lock_expired_leases
+SELECT j.job_id, j.version, j.spec, j.snapshot
+FROM fleet_leases l JOIN fleet_jobs j ON j.job_id = l.job_id
+WHERE l.expires_at < :now
+ORDER BY l.expires_at, l.job_id
+LIMIT :limit;
+
+-- name: lock_due_jobs
+SELECT j.job_id, j.version, j.spec, j.snapshot
+FROM fleet_queue q JOIN fleet_jobs j ON j.job_id = q.job_id
+WHERE q.state <> 'queued' AND q.available_at <= :now
+ORDER BY q.available_at, q.job_id
+LIMIT :limit;
+
+-- name: lock_factory
+SELECT factory_id, version, snapshot FROM fleet_factories WHERE factory_id = :name;
+
+-- name: lock_silent_factories
+-- julianday() parses the ISO-8601 text (with its UTC offset); precision is ~1 ms.
+SELECT factory_id, version, snapshot
+FROM fleet_factories
+WHERE health <> 'down'
+  AND heartbeat_timeout_seconds IS NOT NULL
+  AND julianday(last_heartbeat_at) + heartbeat_timeout_seconds / 86400.0 < julianday(:now)
+ORDER BY factory_id
+LIMIT :limit;
+
+-- name: leases_held
+SELECT count(*) AS n FROM fleet_leases WHERE factory_id = :name;
+
+-- name: lock_jobs_leased_by
+SELECT j.job_id, j.version, j.spec, j.snapshot
+FROM fleet_leases l JOIN fleet_jobs j ON j.job_id = l.job_id
+WHERE l.factory_id = :name
+ORDER BY j.job_id;
+
+-- name: get_profile
+SELECT profile_id, tenant, name, version, content, content_hash, registered_at
+FROM fleet_profiles WHERE tenant = :tenant AND name = :name AND version = :version;
+
+-- ---------------------------------------------------------------- view writes
+
+-- name: insert_jobs
+INSERT INTO fleet_jobs (job_id, tenant, state, kind, queue, priority, idempotency_key,
+    parent_id, phase, epoch, attempt, version, created_at, updated_at, available_at,
+    lease_factory_id, lease_expires_at, spec, snapshot)
+VALUES (:job_id, :tenant, :state, :kind, :queue, :priority, :idempotency_key, :parent_id,
+    :phase, :epoch, :attempt, :version, :created_at, :updated_at, :available_at,
+    :lease_factory_id, :lease_expires_at, :spec, :snapshot);
+
+-- name: update_jobs
+UPDATE fleet_jobs SET
+    state = :state, phase = :phase, epoch = :epoch, attempt = :attempt, version = :version,
+    updated_at = :updated_at, available_at = :available_at,
+    lease_factory_id = :lease_factory_id, lease_expires_at = :lease_expires_at,
+    snapshot = :snapshot
+WHERE job_id = :job_id;
+
+-- name: delete_queue
+DELETE FROM fleet_queue WHERE job_id = :job_id;
+
+-- name: upsert_queue
+INSERT INTO fleet_queue (job_id, tenant, queue, priority, state, available_at, capabilities, has_deps)
+VALUES (:job_id, :tenant, :queue, :priority, :state, :available_at, :capabilities, :has_deps)
+ON CONFLICT (job_id) DO UPDATE SET
+    tenant = excluded.tenant, queue = excluded.queue, priority = excluded.priority,
+    state = excluded.state, available_at = excluded.available_at,
+    capabilities = excluded.capabilities, has_deps = excluded.has_deps;
+
+-- name: delete_leases
+DELETE FROM fleet_leases WHERE job_id = :job_id;
+
+-- name: upsert_leases
+INSERT INTO fleet_leases (job_id, tenant, factory_id, epoch, granted_at, expires_at, last_renewed_at)
+VALUES (:job_id, :tenant, :factory_id, :epoch, :granted_at, :expires_at, :last_renewed_at)
+ON CONFLICT (job_id) DO UPDATE SET
+    tenant = excluded.tenant, factory_id = excluded.factory_id, epoch = excluded.epoch,
+    granted_at = excluded.granted_at, expires_at = excluded.expires_at,
+    last_renewed_at = excluded.last_renewed_at;
+
+-- name: delete_idempotency
+DELETE FROM fleet_idempotency WHERE tenant = :tenant AND key = :key AND job_id = :job_id;
+
+-- name: upsert_idempotency
+INSERT INTO fleet_idempotency (tenant, key, job_id, content_hash)
+VALUES (:tenant, :key, :job_id, :content_hash)
+ON CONFLICT (tenant, key) DO UPDATE SET job_id = excluded.job_id, content_hash = excluded.content_hash;
+
+-- name: delete_edges
+DELETE FROM fleet_dependencies WHERE job_id = :job_id AND depends_on = :depends_on;
+
+-- name: insert_edges
+INSERT INTO fleet_dependencies (job_id, depends_on, mode, milestone)
+VALUES (:job_id, :depends_on, :mode, :milestone);
+
+-- name: upsert_runs
+INSERT INTO fleet_runs (job_id, attempt, tenant, epoch, factory_id, started_at, ended_at,
+    outcome, error_kind, insights, artifacts)
+VALUES (:job_id, :attempt, :tenant, :epoch, :factory_id, :started_at, :ended_at, :outcome,
+    :error_kind, :insights, :artifacts)
+ON CONFLICT (job_id, attempt) DO UPDATE SET
+    tenant = excluded.tenant, epoch = excluded.epoch, factory_id = excluded.factory_id,
+    started_at = excluded.started_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
+    error_kind = excluded.error_kind, insights = excluded.insights, artifacts = excluded.artifacts;
+
+-- name: upsert_factories
+INSERT INTO fleet_factories (factory_id, health, capabilities, seat_limit, load,
+    heartbeat_timeout_seconds, last_heartbeat_at, registered_at, version, snapshot)
+VALUES (:factory_id, :health, :capabilities, :seat_limit, :load, :heartbeat_timeout_seconds,
+    :last_heartbeat_at, :registered_at, :version, :snapshot)
+ON CONFLICT (factory_id) DO UPDATE SET
+    health = excluded.health, capabilities = excluded.capabilities,
+    seat_limit = excluded.seat_limit, load = excluded.load,
+    heartbeat_timeout_seconds = excluded.heartbeat_timeout_seconds,
+    last_heartbeat_at = excluded.last_heartbeat_at, registered_at = excluded.registered_at,
+    version = excluded.version, snapshot = excluded.snapshot;
+
+-- name: insert_profiles
+INSERT INTO fleet_profiles (profile_id, tenant, name, version, content_hash, content, registered_at)
+VALUES (:profile_id, :tenant, :name, :version, :content_hash, :content, :registered_at);
+
+-- ---------------------------------------------------------------- store reads
+
+-- name: get_job
+SELECT job_id, version, spec, snapshot FROM fleet_jobs WHERE job_id = :job_id;
+
+-- name: list_jobs
+SELECT job_id, tenant, state, kind, queue, priority, idempotency_key, parent_id, phase,
+    epoch, attempt, version, created_at, updated_at, available_at, lease_factory_id,
+    lease_expires_at, spec, snapshot
+FROM fleet_jobs
+WHERE (:tenant IS NULL OR tenant = :tenant)
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:idempotency_key IS NULL OR idempotency_key = :idempotency_key)
+  AND (:parent_id IS NULL OR parent_id = :parent_id)
+  AND (:after_created IS NULL
+       OR created_at > :after_created
+       OR (created_at = :after_created AND job_id > :after_id))
+ORDER BY created_at, job_id
+LIMIT :limit;
+
+-- name: get_runs
+SELECT job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
+    insights, artifacts
+FROM fleet_runs WHERE job_id = :job_id ORDER BY attempt;
+
+-- name: list_factories
+SELECT factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_seconds,
+    last_heartbeat_at, registered_at, version, snapshot
+FROM fleet_factories ORDER BY factory_id;
+
+-- ---------------------------------------------------------------- rebuild
+
+-- name: dump_jobs
+SELECT job_id, tenant, state, kind, queue, priority, idempotency_key, parent_id, phase,
+    epoch, attempt, version, created_at, updated_at, available_at, lease_factory_id,
+    lease_expires_at, spec, snapshot
+FROM fleet_jobs;
+
+-- name: dump_queue
+SELECT job_id, tenant, queue, priority, state, available_at, capabilities, has_deps FROM fleet_queue;
+
+-- name: dump_leases
+SELECT job_id, tenant, factory_id, epoch, granted_at, expires_at, last_renewed_at FROM fleet_leases;
+
+-- name: dump_idempotency
+SELECT tenant, key, job_id, content_hash FROM fleet_idempotency;
+
+-- name: dump_edges
+SELECT job_id, depends_on, mode, milestone FROM fleet_dependencies;
+
+-- name: dump_runs
+SELECT job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
+    insights, artifacts
+FROM fleet_runs;
+
+-- name: dump_factories
+SELECT factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_seconds,
+    last_heartbeat_at, registered_at, version, snapshot
+FROM fleet_factories;
+
+-- name: dump_profiles
+SELECT profile_id, tenant, name, version, content_hash, content, registered_at FROM fleet_profiles;
+
+-- name: clear_views
+DELETE FROM fleet_jobs; DELETE FROM fleet_queue; DELETE FROM fleet_leases;
+DELETE FROM fleet_idempotency; DELETE FROM fleet_dependencies; DELETE FROM fleet_runs;
+DELETE FROM fleet_factories; DELETE FROM fleet_profiles;
+
+-- name: lock_views
+-- BEGIN IMMEDIATE already holds the database write lock for the whole rebuild.
+SELECT 1;
+
+-- name: select_events_page
+SELECT rowid AS notification_id, originator_id, originator_version, topic, state
+FROM fleetlog_events
+WHERE rowid > :after
+ORDER BY rowid
+LIMIT :limit;
+
+-- name: lock_events
+SELECT 1;

@@ -1,0 +1,212 @@
+"""The unit of work shared by both backends: an identity map over locked aggregates,
+restored from their view-row snapshots, whose pending events and view changes are
+written together at commit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from coordinator.ports import ClaimFilter
+from domain.dependencies import DependencyStatus
+from domain.factory import Factory, FactorySnapshot
+from domain.job import Job, JobSnapshot
+from domain.job.states import JobState
+from domain.profile import Profile
+from projections.changes import ViewChanges
+from projections.factory_rows import ProfileRow, factory_row, profile_row
+from projections.job_rows import IdempotencyRow, JobRows, job_rows
+from adapters.store import codecs
+from adapters.store.codecs import Values
+from adapters.store.spec_cache import SpecCache
+
+
+class Cursor(Protocol):
+    """A backend's cursor inside one transaction, speaking named queries."""
+
+    values: Values
+
+    def fetch(self, query: str, **params: Any) -> list[Any]: ...
+
+
+class SqlUnitOfWork:
+    """Implements ``coordinator.ports.UnitOfWork`` over a backend cursor."""
+
+    def __init__(self, cursor: Cursor, specs: SpecCache):
+        self._db = cursor
+        self._v = cursor.values
+        self._specs = specs
+        self._jobs: dict[UUID, Job] = {}
+        self._before: dict[UUID, JobRows | None] = {}
+        self._factories: dict[str, Factory] = {}
+        self._order: list[Any] = []
+
+    # ------------------------------------------------------------------ jobs
+
+    def _restore(self, rows: Sequence[Any]) -> list[Job]:
+        jobs = []
+        for row in rows:
+            job_id = self._v.uuid(row["job_id"])
+            job = self._jobs.get(job_id)
+            if job is None:
+                job = decode_job(row, self._v, self._specs)
+                self._track(job, job_rows(job))
+            jobs.append(job)
+        return jobs
+
+    def _track(self, job: Job, before: JobRows | None) -> None:
+        self._jobs[job.id] = job
+        self._before[job.id] = before
+        self._order.append(job)
+
+    def lock_jobs(self, ids: Collection[UUID]) -> dict[UUID, Job]:
+        missing = [i for i in ids if i not in self._jobs]
+        if missing:
+            self._restore(self._db.fetch("lock_jobs", ids=sorted(missing)))
+        return {i: self._jobs[i] for i in ids if i in self._jobs}
+
+    def dependency_status(self, tenant: str, ids: Collection[UUID]) -> dict[UUID, DependencyStatus]:
+        out: dict[UUID, DependencyStatus] = {}
+        missing = []
+        for job_id in ids:
+            job = self._jobs.get(job_id)
+            if job is None:
+                missing.append(job_id)
+            elif job.tenant == tenant:
+                out[job_id] = DependencyStatus(job_id, job.state, job.phase, job.spec.phases, job.superseded_by)
+        if missing:
+            for row in self._db.fetch("dependency_status", tenant=tenant, ids=sorted(missing)):
+                job_id = self._v.uuid(row["job_id"])
+                phases = row["phases"]
+                out[job_id] = DependencyStatus(
+                    job_id=job_id,
+                    state=JobState(row["state"]),
+                    phase=row["phase"],
+                    phases=tuple(json.loads(phases)) if phases else (),
+                    superseded_by=None if row["superseded_by"] is None else UUID(str(row["superseded_by"])),
+                )
+        return out
+
+    def dependencies_of(self, ids: Collection[UUID]) -> dict[UUID, list[UUID]]:
+        out: dict[UUID, list[UUID]] = {}
+        for row in self._db.fetch("dependencies_of", ids=list(ids)):
+            out.setdefault(self._v.uuid(row["job_id"]), []).append(self._v.uuid(row["depends_on"]))
+        for job_id in ids:
+            if job_id in self._jobs:
+                out[job_id] = [d.job_id for d in self._jobs[job_id].deps]
+        return out
+
+    def dependents_of(self, ids: Collection[UUID], *, blocked_only: bool) -> list[UUID]:
+        query = "blocked_dependents_of" if blocked_only else "dependents_of"
+        return list(dict.fromkeys(self._v.uuid(r["job_id"]) for r in self._db.fetch(query, ids=list(ids))))
+
+    def find_idempotent(self, tenant: str, key: str) -> IdempotencyRow | None:
+        rows = self._db.fetch("find_idempotent", tenant=tenant, key=key)
+        if not rows:
+            return None
+        r = rows[0]
+        return IdempotencyRow(r["tenant"], r["key"], self._v.uuid(r["job_id"]), r["content_hash"])
+
+    def tenants_with_work(self, f: ClaimFilter) -> list[str]:
+        rows = self._db.fetch(
+            "tenants_with_work", now=f.now, caps=list(f.capabilities), tenants=f.tenants, queues=f.queues
+        )
+        return [r["tenant"] for r in rows]
+
+    def lock_claimable(
+        self, f: ClaimFilter, tenant: str | None, limit: int, exclude: Collection[UUID]
+    ) -> list[Job]:
+        params = dict(
+            now=f.now, caps=list(f.capabilities), queues=f.queues, limit=limit,
+            exclude=list(exclude) + list(self._jobs),
+        )
+        if tenant is None:
+            rows = self._db.fetch("lock_claimable_any", tenants=f.tenants, **params)
+        else:
+            rows = self._db.fetch("lock_claimable_tenant", tenant=tenant, **params)
+        return self._restore(rows)
+
+    def lock_expired_leases(self, now: datetime, limit: int) -> list[Job]:
+        return self._restore(self._db.fetch("lock_expired_leases", now=now, limit=limit))
+
+    def lock_due_jobs(self, now: datetime, limit: int) -> list[Job]:
+        return self._restore(self._db.fetch("lock_due_jobs", now=now, limit=limit))
+
+    def lock_jobs_leased_by(self, factory_name: str) -> list[Job]:
+        return self._restore(self._db.fetch("lock_jobs_leased_by", name=factory_name))
+
+    # ------------------------------------------------------------- factories
+
+    def _restore_factories(self, rows: Sequence[Any]) -> list[Factory]:
+        out = []
+        for row in rows:
+            name = row["factory_id"]
+            factory = self._factories.get(name)
+            if factory is None:
+                factory = Factory.restore(row["version"], FactorySnapshot.model_validate_json(row["snapshot"]))
+                self._factories[name] = factory
+                self._order.append(factory)
+            out.append(factory)
+        return out
+
+    def lock_factory(self, name: str) -> Factory | None:
+        if name in self._factories:
+            return self._factories[name]
+        found = self._restore_factories(self._db.fetch("lock_factory", name=name))
+        return found[0] if found else None
+
+    def lock_silent_factories(self, now: datetime, limit: int) -> list[Factory]:
+        return self._restore_factories(self._db.fetch("lock_silent_factories", now=now, limit=limit))
+
+    def leases_held(self, factory_name: str) -> int:
+        return int(self._db.fetch("leases_held", name=factory_name)[0]["n"])
+
+    # -------------------------------------------------------------- profiles
+
+    def get_profile(self, tenant: str, name: str, version: int) -> ProfileRow | None:
+        rows = self._db.fetch("get_profile", tenant=tenant, name=name, version=version)
+        return codecs.profile_row(rows[0], self._v) if rows else None
+
+    # ---------------------------------------------------------------- commit
+
+    def add(self, *aggregates: Any) -> None:
+        for agg in aggregates:
+            if isinstance(agg, Job):
+                if agg.id not in self._jobs:
+                    self._track(agg, None)
+            elif isinstance(agg, Factory):
+                if agg.name not in self._factories:
+                    self._factories[agg.name] = agg
+                    self._order.append(agg)
+            elif agg not in self._order:
+                self._order.append(agg)
+
+    def prepare(self, mapper: Mapper[UUID]) -> tuple[list[StoredEvent], ViewChanges]:
+        """Collect pending events in registration order and the view rows they change."""
+        events: list[Any] = []
+        changes = ViewChanges()
+        for agg in self._order:
+            pending = agg.collect_events()
+            if not pending:
+                continue
+            events.extend(pending)
+            if isinstance(agg, Job):
+                changes.add_job(self._before[agg.id], job_rows(agg))
+                if self._before[agg.id] is None:
+                    self._specs.put(agg.id, agg.spec)
+            elif isinstance(agg, Factory):
+                changes.factories_upsert.append(factory_row(agg))
+            elif isinstance(agg, Profile):
+                changes.profiles_insert.append(profile_row(agg))
+        return [mapper.to_stored_event(e) for e in events], changes
+
+
+def decode_job(row: Any, values: Values, specs: SpecCache) -> Job:
+    job_id = values.uuid(row["job_id"])
+    snapshot = JobSnapshot.model_validate_json(row["snapshot"])
+    return Job.restore(job_id, row["version"], specs.get(job_id, row["spec"]), snapshot)

@@ -1,0 +1,121 @@
+"""Claiming work: atomic, batched, by priority then age, within capabilities and seat
+limits, round-robin across tenants."""
+
+from __future__ import annotations
+
+import math
+from threading import Lock
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coordinator.context import Context
+from coordinator.errors import FactoryDown
+from coordinator.identity import Identity, Role
+from coordinator.ports import ClaimFilter, UnitOfWork
+from coordinator.views import ClaimedJob
+from domain.factory import Factory, FactoryReport, Health
+from domain.job import Job, JobState
+from domain.job.spec import MAX_CAPABILITIES, Name
+
+MAX_CLAIM = 1000
+
+
+class ClaimRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    factory_id: Name
+    capabilities: tuple[Name, ...] | None = Field(default=None, max_length=MAX_CAPABILITIES)
+    """What this claim can run; None: the factory's registered capabilities."""
+    max_jobs: Annotated[int, Field(ge=1, le=MAX_CLAIM)] = 1
+    lease_seconds: Annotated[float, Field(gt=0, le=86_400)] | None = None
+    """None: each job's own lease length."""
+    queues: tuple[Name, ...] | None = None
+    """None: every queue."""
+
+
+def rotate(tenants: list[str], after: str | None) -> list[str]:
+    """Tenants in round-robin order, starting with the first one after ``after``."""
+    if after is None:
+        return tenants
+    start = next((i for i, t in enumerate(tenants) if t > after), 0)
+    return tenants[start:] + tenants[:start]
+
+
+def interleave(per_tenant: dict[str, list[Job]], order: list[str], limit: int) -> list[Job]:
+    """Take each tenant's best job in turn, then each one's second best, and so on."""
+    picked: list[Job] = []
+    rank = 0
+    while len(picked) < limit:
+        took = False
+        for tenant in order:
+            jobs = per_tenant.get(tenant, [])
+            if rank < len(jobs):
+                picked.append(jobs[rank])
+                took = True
+                if len(picked) == limit:
+                    break
+        if not took:
+            break
+        rank += 1
+    return picked
+
+
+class Claiming:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self._after: str | None = None  # this process's round-robin position
+        self._lock = Lock()
+
+    def claim(self, identity: Identity, request: ClaimRequest) -> list[ClaimedJob]:
+        identity.require(Role.WORKER, "claim")
+        return self.ctx.transact(lambda uow: self._claim(uow, identity, request))
+
+    def _claim(self, uow: UnitOfWork, identity: Identity, request: ClaimRequest) -> list[ClaimedJob]:
+        now = self.ctx.clock.now()
+        factory = uow.lock_factory(request.factory_id)
+        if factory is None:
+            # First contact registers the factory; without a heartbeat timeout it is never
+            # declared down for silence (its leases still expire on their own).
+            report = FactoryReport(
+                factory_id=request.factory_id,
+                capabilities=request.capabilities or (),
+                heartbeat_timeout_seconds=None,
+            )
+            factory = Factory.register(report, now)
+            uow.add(factory)
+        elif factory.health is Health.DOWN:
+            raise FactoryDown(factory.name)
+        limit = request.max_jobs
+        if factory.seat_limit is not None:
+            limit = min(limit, factory.seats_free(uow.leases_held(factory.name)) or 0)
+        if limit <= 0:
+            return []
+        caps = request.capabilities if request.capabilities is not None else factory.capabilities
+        f = ClaimFilter(now=now, capabilities=caps, tenants=identity.scope(), queues=request.queues)
+        jobs = self._select(uow, f, limit)
+        for job in jobs:
+            if job.state is not JobState.QUEUED:
+                job.make_ready(now)  # a due scheduled or retrying job, promoted on the way
+            job.grant_lease(factory.name, request.lease_seconds or job.spec.lease_seconds, now)
+        uow.add(*jobs)
+        return [ClaimedJob.of(job) for job in jobs]
+
+    def _select(self, uow: UnitOfWork, f: ClaimFilter, limit: int) -> list[Job]:
+        if f.tenants is not None and len(f.tenants) == 1:
+            return uow.lock_claimable(f, f.tenants[0], limit, ())
+        tenants = uow.tenants_with_work(f)
+        if len(tenants) <= 1:
+            return uow.lock_claimable(f, tenants[0], limit, ()) if tenants else []
+        with self._lock:
+            order = rotate(tenants, self._after)[:limit]
+            self._after = order[0]
+        # Lock about a fair share per tenant (the surplus stays locked only until commit),
+        # then fill any gap from whoever has work.
+        share = math.ceil(limit / len(order))
+        per_tenant = {t: uow.lock_claimable(f, t, share, ()) for t in order}
+        picked = interleave(per_tenant, order, limit)
+        if len(picked) < limit:
+            locked = [j.id for jobs in per_tenant.values() for j in jobs]
+            picked += uow.lock_claimable(f, None, limit - len(picked), locked)
+        return picked

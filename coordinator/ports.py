@@ -1,0 +1,151 @@
+"""Every external dependency of the coordinator, in one place.
+
+Adapters implement these: ``adapters/sqlite_store.py`` and ``adapters/postgres_store.py``
+for the store, ``adapters/system.py`` for clock, ids and randomness. Tests use the same
+stores against real databases and fake only the clock and the random source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from domain.dependencies import DependencyStatus
+from domain.events import DomainEvent
+from domain.factory import Factory
+from domain.job import Job
+from projections.factory_rows import FactoryRow, ProfileRow
+from projections.job_rows import IdempotencyRow, JobRow, RunRow
+from projections.rebuild import ViewSet
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> UUID: ...
+
+
+class RandomSource(Protocol):
+    def sample(self) -> float:
+        """A float in [0, 1): retry jitter and the like."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClaimFilter:
+    """Which queued jobs a claim may take (eligibility, not ordering)."""
+
+    now: datetime
+    capabilities: tuple[str, ...]
+    tenants: tuple[str, ...] | None
+    """None: every tenant (a fleet-wide worker)."""
+    queues: tuple[str, ...] | None
+    """None: every queue."""
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    tenant: str | None
+    states: tuple[str, ...] | None = None
+    queue: str | None = None
+    idempotency_key: str | None = None
+    parent_id: UUID | None = None
+    limit: int = 100
+    after: tuple[datetime, UUID] | None = None
+    """Keyset cursor: (created_at, job_id) of the last row of the previous page."""
+
+
+class UnitOfWork(Protocol):
+    """One short write transaction: lock what you read, change aggregates, commit.
+
+    Aggregates loaded here are locked until commit (``FOR UPDATE`` on PostgreSQL, the
+    single writer lock on SQLite). On commit their pending events are appended through
+    the eventsourcing recorder and the views change in the same transaction.
+    """
+
+    def lock_jobs(self, ids: Collection[UUID]) -> dict[UUID, Job]: ...
+
+    def dependency_status(self, tenant: str, ids: Collection[UUID]) -> dict[UUID, DependencyStatus]:
+        """Status of the given jobs of ``tenant`` (share-locked so they cannot change
+        under a new dependent); unknown or other-tenant ids are absent."""
+        ...
+
+    def dependencies_of(self, ids: Collection[UUID]) -> dict[UUID, list[UUID]]: ...
+
+    def dependents_of(self, ids: Collection[UUID], *, blocked_only: bool) -> list[UUID]: ...
+
+    def find_idempotent(self, tenant: str, key: str) -> IdempotencyRow | None: ...
+
+    def tenants_with_work(self, f: ClaimFilter) -> list[str]: ...
+
+    def lock_claimable(
+        self, f: ClaimFilter, tenant: str | None, limit: int, exclude: Collection[UUID]
+    ) -> list[Job]:
+        """Lock up to ``limit`` eligible jobs (of ``tenant``, or of any tenant in the
+        filter when None), highest priority then oldest, skipping jobs another
+        transaction holds."""
+        ...
+
+    def lock_expired_leases(self, now: datetime, limit: int) -> list[Job]: ...
+
+    def lock_due_jobs(self, now: datetime, limit: int) -> list[Job]: ...
+
+    def lock_factory(self, name: str) -> Factory | None: ...
+
+    def lock_silent_factories(self, now: datetime, limit: int) -> list[Factory]: ...
+
+    def leases_held(self, factory_name: str) -> int: ...
+
+    def lock_jobs_leased_by(self, factory_name: str) -> list[Job]: ...
+
+    def get_profile(self, tenant: str, name: str, version: int) -> ProfileRow | None: ...
+
+    def add(self, *aggregates: Any) -> None:
+        """Register aggregates whose pending events commit with this unit of work."""
+        ...
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[JobRow]
+    next_cursor: tuple[datetime, UUID] | None
+
+
+class Store(Protocol):
+    """The event store and its views (SQLite embedded, PostgreSQL in production)."""
+
+    backend: str
+
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...
+
+    def get_job(self, job_id: UUID) -> Job | None: ...
+
+    def list_jobs(self, f: JobFilter) -> Page: ...
+
+    def job_events(self, job_id: UUID) -> list[DomainEvent]: ...
+
+    def job_at(self, job_id: UUID, version: int) -> Job | None: ...
+
+    def runs(self, job_id: UUID) -> list[RunRow]: ...
+
+    def factories(self) -> list[FactoryRow]: ...
+
+    def verify_views(
+        self, rebuild: Callable[[Iterator[DomainEvent]], ViewSet]
+    ) -> tuple[ViewSet, ViewSet]:
+        """(live views, ``rebuild(all events in log order)``), from one consistent snapshot."""
+        ...
+
+    def rebuild_views(self, rebuild: Callable[[Iterator[DomainEvent]], ViewSet]) -> ViewSet:
+        """Replace every view with ``rebuild(all events)``, keeping writers out meanwhile."""
+        ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,217 @@
+"""Submitting jobs: idempotency, supersede, dependency resolution and cycle checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from coordinator.context import Context
+from coordinator.errors import InvalidRequest, NotFound, validation_errors
+from coordinator.identity import Identity, Role
+from coordinator.ports import UnitOfWork
+from coordinator.views import ItemError, ItemResult, JobView, SubmitResult
+from domain.dependencies import DependencyStatus, evaluate, find_cycle, milestone_for
+from domain.errors import (
+    DependencyCycle,
+    DependencyFailed,
+    DomainError,
+    IdempotencyConflict,
+    UnknownDependency,
+    UnknownPhase,
+)
+from domain.job import Job, JobSpec, JobState
+from domain.job.spec import Dependency, DependencyMode
+from domain.job.states import SUPERSEDABLE
+
+MAX_BATCH = 1000
+
+
+def parse_spec(request: JobSpec | Mapping[str, Any]) -> JobSpec:
+    if isinstance(request, JobSpec):
+        return request
+    try:
+        return JobSpec.model_validate(request)
+    except ValidationError as exc:
+        raise InvalidRequest("job", validation_errors(exc)) from None
+
+
+@dataclass
+class _Batch:
+    """Jobs created earlier in the same transaction, by idempotency key."""
+
+    by_key: dict[str, Job] = field(default_factory=dict)
+
+
+class Submission:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def submit(self, identity: Identity, request: JobSpec | Mapping[str, Any]) -> SubmitResult:
+        identity.require(Role.SUBMITTER, "submit")
+        tenant = identity.write_tenant("submit")
+        spec = parse_spec(request)
+        return self.ctx.transact(lambda uow: self._submit(uow, tenant, spec, _Batch()))
+
+    def submit_many(
+        self, identity: Identity, requests: Sequence[JobSpec | Mapping[str, Any]]
+    ) -> list[ItemResult]:
+        """Up to 1,000 jobs in one transaction; each item succeeds or fails on its own."""
+        identity.require(Role.SUBMITTER, "submit")
+        tenant = identity.write_tenant("submit")
+        if len(requests) > MAX_BATCH:
+            raise InvalidRequest("batch", [{"loc": "jobs", "msg": f"at most {MAX_BATCH} jobs per batch", "type": "too_long"}])
+        specs: list[JobSpec | DomainError] = []
+        for request in requests:
+            try:
+                specs.append(parse_spec(request))
+            except InvalidRequest as exc:
+                specs.append(exc)
+        return self.ctx.transact(lambda uow: self._submit_batch(uow, tenant, specs))
+
+    def _submit_batch(
+        self, uow: UnitOfWork, tenant: str, specs: list[JobSpec | DomainError]
+    ) -> list[ItemResult]:
+        batch = _Batch()
+        results = []
+        for index, spec in enumerate(specs):
+            if isinstance(spec, DomainError):
+                results.append(_failed(index, spec))
+                continue
+            try:
+                result = self._submit(uow, tenant, spec, batch)
+            except DomainError as exc:
+                results.append(_failed(index, exc))
+            else:
+                results.append(ItemResult(index=index, ok=True, job_id=result.job.id, result=result))
+        return results
+
+    # ------------------------------------------------------------------ one job
+
+    def _submit(self, uow: UnitOfWork, tenant: str, spec: JobSpec, batch: _Batch) -> SubmitResult:
+        now = self.ctx.clock.now()
+        old = self._existing(uow, tenant, spec, batch)
+        if isinstance(old, SubmitResult):
+            return old
+        deps, statuses = self._resolve_deps(uow, tenant, spec)
+        self._check_references(uow, tenant, spec)
+        job_id = self.ctx.ids.new_id()
+        if old is not None:
+            self._refuse_cycles(uow, job_id, old.id, deps, spec)
+        verdict = evaluate(deps, statuses)
+        job = Job.submit(
+            job_id=job_id,
+            tenant=tenant,
+            spec=spec,
+            deps=deps,
+            deps_met=verdict.met,
+            now=now,
+            supersedes=None if old is None else old.id,
+        )
+        uow.add(job)
+        if spec.idempotency_key is not None:
+            batch.by_key[spec.idempotency_key] = job
+        if old is None:
+            return SubmitResult(job=JobView.of(job), outcome="created")
+        self._supersede(uow, old, job, now)
+        return SubmitResult(job=JobView.of(job), outcome="superseded", superseded_job_id=old.id)
+
+    def _existing(
+        self, uow: UnitOfWork, tenant: str, spec: JobSpec, batch: _Batch
+    ) -> SubmitResult | Job | None:
+        """The identical job (a result), the job to supersede, or None."""
+        key = spec.idempotency_key
+        if key is None:
+            return None
+        holder = batch.by_key.get(key)
+        if holder is None:
+            row = uow.find_idempotent(tenant, key)
+            if row is None:
+                return None
+            holder = uow.lock_jobs([row.job_id])[row.job_id]
+        if holder.content_hash == spec.content_hash():
+            return SubmitResult(job=JobView.of(holder), outcome="existing")
+        if holder.state not in SUPERSEDABLE:
+            raise IdempotencyConflict(key=key, job_id=holder.id, state=str(holder.state))
+        return holder
+
+    def _resolve_deps(
+        self, uow: UnitOfWork, tenant: str, spec: JobSpec
+    ) -> tuple[tuple[Dependency, ...], dict[UUID, DependencyStatus]]:
+        """Check each dependency exists in the tenant, follow supersedes to the job that
+        answers today, refuse failed ones, and fill in soft milestones."""
+        if not spec.deps:
+            return (), {}
+        statuses = uow.dependency_status(tenant, [d.job_id for d in spec.deps])
+        unknown = [d.job_id for d in spec.deps if d.job_id not in statuses]
+        if unknown:
+            raise UnknownDependency(unknown)
+        resolved: dict[UUID, Dependency] = {}
+        for dep in spec.deps:
+            status = _follow(uow, tenant, statuses[dep.job_id], statuses)
+            if status.state in (JobState.CANCELLED, JobState.DEAD_LETTER):
+                raise DependencyFailed(status.job_id, str(status.state))
+            if dep.mode is DependencyMode.SOFT and dep.milestone is not None and dep.milestone not in status.phases:
+                raise UnknownPhase(status.job_id, dep.milestone, list(status.phases))
+            target = dep.model_copy(update={"job_id": status.job_id})
+            resolved.setdefault(status.job_id, target.model_copy(update={"milestone": milestone_for(target, status)}))
+        return tuple(resolved.values()), statuses
+
+    def _check_references(self, uow: UnitOfWork, tenant: str, spec: JobSpec) -> None:
+        if spec.parent_id is not None and not uow.dependency_status(tenant, [spec.parent_id]):
+            raise NotFound("parent job", spec.parent_id)
+        profile = spec.profile
+        if profile is not None and uow.get_profile(tenant, profile.name, profile.version) is None:
+            raise NotFound("profile", f"{profile.name} v{profile.version}")
+
+    def _refuse_cycles(
+        self, uow: UnitOfWork, new_id: UUID, old_id: UUID, deps: tuple[Dependency, ...], spec: JobSpec
+    ) -> None:
+        """Superseding moves the old job's dependents onto the new one, so the new job's
+        dependencies must not lead back to them (or to the job it replaces)."""
+
+        def edges_of(nodes: Any) -> dict[UUID, list[UUID]]:
+            edges = uow.dependencies_of([n for n in nodes if n != new_id])
+            edges = {n: [new_id if d == old_id else d for d in targets] for n, targets in edges.items()}
+            if new_id in nodes:
+                edges[new_id] = [new_id if d.job_id == old_id else d.job_id for d in deps]
+            return edges
+
+        cycle = find_cycle(new_id, edges_of)
+        if cycle is not None:
+            label = f"new job (key {spec.idempotency_key})"
+            raise DependencyCycle([label if n == new_id else str(n) for n in cycle])
+
+    def _supersede(self, uow: UnitOfWork, old: Job, new: Job, now: datetime) -> None:
+        old.supersede(new.id, now)
+        uow.add(old)
+        dependents = uow.lock_jobs(uow.dependents_of([old.id], blocked_only=False))
+        for dependent in dependents.values():
+            dependent.replace_dependency(old.id, new.id, now)
+            uow.add(dependent)
+
+
+def _follow(
+    uow: UnitOfWork, tenant: str, status: DependencyStatus, seen: dict[UUID, DependencyStatus]
+) -> DependencyStatus:
+    """A dependency on a superseded job means its replacement."""
+    hops = 0
+    while status.state is JobState.SUPERSEDED and status.superseded_by is not None and hops < 100:
+        successor = status.superseded_by
+        if successor not in seen:
+            seen.update(uow.dependency_status(tenant, [successor]))
+        status = seen[successor]
+        hops += 1
+    return status
+
+
+def _failed(index: int, exc: DomainError) -> ItemResult:
+    return ItemResult(
+        index=index,
+        ok=False,
+        error=ItemError(code=exc.code, message=exc.message, details=exc.to_dict()),
+    )

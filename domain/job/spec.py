@@ -1,0 +1,247 @@
+"""What a submitter asks for: the job specification and its value objects.
+
+Validation happens here, once, with messages a person can act on. Specs are normalised
+(priority names become numbers, capabilities are sorted and de-duplicated, bare
+dependency ids become ``Dependency`` records) so that equal intent hashes equally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from functools import cached_property
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+MAX_PAYLOAD_DEPTH = 32
+MAX_CAPABILITIES = 64
+MAX_DEPENDENCIES = 1000
+MAX_PHASES = 32
+
+PRIORITY_NAMES = {"critical": 0, "high": 10, "medium": 20, "low": 30}
+"""Lower runs sooner. Integers 0-100 are accepted as they are."""
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,62}$")]
+"""Tenants, queues, capabilities, phases, factories: lower-case slugs up to 63 chars."""
+
+TenantName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+def _priority(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.lower() in PRIORITY_NAMES:
+            return PRIORITY_NAMES[value.lower()]
+        if value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise ValueError(f"priority must be one of {', '.join(PRIORITY_NAMES)} or an integer 0-100")
+    return value
+
+
+Priority = Annotated[int, BeforeValidator(_priority), Field(ge=0, le=100)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DependencyMode(StrEnum):
+    HARD = "hard"
+    SOFT = "soft"
+
+
+class BackoffKind(StrEnum):
+    EXPONENTIAL = "exponential"
+    LINEAR = "linear"
+    CONSTANT = "constant"
+
+
+class JobKind(StrEnum):
+    LEAF = "leaf"
+    COMPOSITE = "composite"
+
+
+class DependencySpec(Frozen):
+    job_id: UUID
+    mode: DependencyMode | None = None
+    milestone: Name | None = None
+    """For soft dependencies: the dependency's phase that releases this job
+    (default: the dependency's last declared phase)."""
+
+
+class Dependency(Frozen):
+    """A resolved edge: this job waits for ``job_id`` to succeed (hard) or to reach
+    ``milestone`` (soft; None means the dependency must succeed)."""
+
+    job_id: UUID
+    mode: DependencyMode
+    milestone: str | None = None
+
+
+class RetryPolicy(Frozen):
+    max_attempts: int = Field(default=3, ge=1, le=1000)
+    backoff: BackoffKind = BackoffKind.EXPONENTIAL
+    base_seconds: float = Field(default=1.0, gt=0, le=86_400)
+    max_seconds: float = Field(default=300.0, gt=0, le=7 * 86_400)
+    jitter: float = Field(default=0.2, ge=0, le=1)
+    """Fraction of the delay added or removed at random (0.2 = +/-20%)."""
+    retry_on: tuple[Name, ...] | None = None
+    """Error kinds that may retry; None means any kind the worker marks retryable."""
+
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> RetryPolicy:
+        if self.max_seconds < self.base_seconds:
+            raise ValueError("retry.max_seconds must be >= retry.base_seconds")
+        return self
+
+
+class Budget(Frozen):
+    usd: float | None = Field(default=None, ge=0)
+    tokens: int | None = Field(default=None, ge=0)
+    wall_seconds: float | None = Field(default=None, gt=0)
+
+
+class ProfileRef(Frozen):
+    name: Name
+    version: int = Field(ge=1)
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+class JobSpec(Frozen):
+    """A validated, normalised job submission."""
+
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    queue: Name = "default"
+    kind: JobKind = JobKind.LEAF
+    priority: Priority = PRIORITY_NAMES["medium"]
+    capabilities: tuple[Name, ...] = Field(default=(), max_length=MAX_CAPABILITIES)
+    deps: tuple[Dependency, ...] = Field(default=(), max_length=MAX_DEPENDENCIES)
+    run_at: AwareDatetime | None = None
+    payload: dict[str, JsonValue] = Field(default_factory=dict)
+    retry: RetryPolicy = RetryPolicy()
+    lease_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    budget: Budget | None = None
+    parent_id: UUID | None = None
+    phases: tuple[Name, ...] = Field(default=(), max_length=MAX_PHASES)
+    profile: ProfileRef | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_deps(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        mode = data.pop("deps_mode", None) or DependencyMode.HARD
+        if mode not in {m.value for m in DependencyMode}:
+            raise ValueError("deps_mode must be 'hard' or 'soft'")
+        if "deps" not in data:
+            return data
+        deps = data["deps"]
+        if not isinstance(deps, list | tuple):
+            raise ValueError("deps must be a list of job ids or {job_id, mode, milestone} objects")
+        data["deps"] = tuple(_dependency(d, DependencyMode(mode)) for d in deps)
+        return data
+
+    @field_validator("capabilities", "phases", mode="after")
+    @classmethod
+    def _sorted_unique_caps(cls, value: tuple[str, ...], info: Any) -> tuple[str, ...]:
+        if info.field_name == "phases":
+            if len(set(value)) != len(value):
+                raise ValueError("phases must be unique")
+            return value
+        return tuple(sorted(set(value)))
+
+    @field_validator("deps", mode="after")
+    @classmethod
+    def _unique_deps(cls, value: tuple[Dependency, ...]) -> tuple[Dependency, ...]:
+        ids = [d.job_id for d in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("deps lists the same job more than once")
+        return value
+
+    @field_validator("payload", mode="after")
+    @classmethod
+    def _shallow_enough(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _depth(value) > MAX_PAYLOAD_DEPTH:
+            raise ValueError(f"payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
+        return value
+
+    @cached_property
+    def json_text(self) -> str:
+        """The spec as JSON, computed once: specs never change after submit."""
+        return self.model_dump_json()
+
+    def content_hash(self) -> str:
+        """Hash of everything but the idempotency key: equal intent, equal hash."""
+        body = self.model_dump(mode="json", exclude={"idempotency_key"})
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def first_available_at(self, now: datetime) -> datetime:
+        return self.run_at if self.run_at is not None and self.run_at > now else now
+
+
+def _dependency(value: Any, default_mode: DependencyMode) -> Dependency:
+    if isinstance(value, Dependency):
+        return value
+    if isinstance(value, str | UUID):
+        return Dependency(job_id=UUID(str(value)), mode=default_mode)
+    spec = DependencySpec.model_validate(value)
+    return Dependency(job_id=spec.job_id, mode=spec.mode or default_mode, milestone=spec.milestone)
+
+
+class ErrorInfo(Frozen):
+    """What a worker reports when an attempt fails."""
+
+    kind: Name = "error"
+    message: Annotated[str, StringConstraints(max_length=10_000)] = ""
+    retryable: bool = True
+
+
+class RunInsights(Frozen):
+    """Usage a worker reports for one run (attempt)."""
+
+    model: Annotated[str, StringConstraints(max_length=200)] | None = None
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
+    tokens_cached: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    turns: int = Field(default=0, ge=0)
+    tool_calls: int = Field(default=0, ge=0)
+    files_changed: int = Field(default=0, ge=0)
+    lines_added: int = Field(default=0, ge=0)
+    lines_deleted: int = Field(default=0, ge=0)
+
+
+class Artifact(Frozen):
+    """A pointer to something a run produced; logs live elsewhere, never inline."""
+
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size: int = Field(ge=0)
+    kind: Name = "file"
+
+
+FailureReason = Literal[
+    "non_retryable", "attempts_exhausted", "budget_exhausted", "dependency_failed"
+]

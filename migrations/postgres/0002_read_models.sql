@@ -1,0 +1,121 @@
+-- Read models written in the same transaction as the events (see projections/).
+-- Every row is a function of one aggregate's state: `fleetlog projections verify`
+-- rebuilds them from the log and compares.
+
+-- The job summary used for listing, and the hot-path snapshot (version + state) that
+-- lets a transaction change a job without replaying its stream.
+CREATE TABLE fleet_jobs (
+    job_id uuid PRIMARY KEY,
+    tenant text NOT NULL,
+    state text NOT NULL,
+    kind text NOT NULL,
+    queue text NOT NULL,
+    priority int NOT NULL,
+    idempotency_key text,
+    parent_id uuid,
+    phase text,
+    epoch bigint NOT NULL,
+    attempt int NOT NULL,
+    version bigint NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    available_at timestamptz,
+    lease_factory_id text,
+    lease_expires_at timestamptz,
+    spec jsonb NOT NULL,
+    snapshot jsonb NOT NULL
+);
+CREATE INDEX fleet_jobs_tenant_created ON fleet_jobs (tenant, created_at, job_id);
+CREATE INDEX fleet_jobs_tenant_state_created ON fleet_jobs (tenant, state, created_at, job_id);
+CREATE INDEX fleet_jobs_created ON fleet_jobs (created_at, job_id);
+CREATE INDEX fleet_jobs_parent ON fleet_jobs (parent_id) WHERE parent_id IS NOT NULL;
+
+-- The queue: jobs that are claimable now (queued) or once available_at passes
+-- (scheduled, failed-awaiting-retry). Claimed rows leave it, so it stays small.
+CREATE TABLE fleet_queue (
+    job_id uuid PRIMARY KEY,
+    tenant text NOT NULL,
+    queue text NOT NULL,
+    priority int NOT NULL,
+    state text NOT NULL,
+    available_at timestamptz NOT NULL,
+    capabilities text[] NOT NULL,
+    has_deps boolean NOT NULL
+);
+CREATE INDEX fleet_queue_tenant_order ON fleet_queue (tenant, priority, available_at, job_id);
+CREATE INDEX fleet_queue_order ON fleet_queue (priority, available_at, job_id);
+CREATE INDEX fleet_queue_due ON fleet_queue (available_at, job_id) WHERE state <> 'queued';
+
+-- Live leases: the reaper scans expires_at; seat limits count per factory.
+CREATE TABLE fleet_leases (
+    job_id uuid PRIMARY KEY,
+    tenant text NOT NULL,
+    factory_id text NOT NULL,
+    epoch bigint NOT NULL,
+    granted_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    last_renewed_at timestamptz
+);
+CREATE INDEX fleet_leases_expiry ON fleet_leases (expires_at, job_id);
+CREATE INDEX fleet_leases_factory ON fleet_leases (factory_id);
+
+-- (tenant, idempotency key) -> the job currently answering to it.
+CREATE TABLE fleet_idempotency (
+    tenant text NOT NULL,
+    key text NOT NULL,
+    job_id uuid NOT NULL,
+    content_hash text NOT NULL,
+    PRIMARY KEY (tenant, key)
+);
+
+-- Dependency edges: job_id waits for depends_on.
+CREATE TABLE fleet_dependencies (
+    job_id uuid NOT NULL,
+    depends_on uuid NOT NULL,
+    mode text NOT NULL,
+    milestone text,
+    PRIMARY KEY (job_id, depends_on)
+);
+CREATE INDEX fleet_dependencies_reverse ON fleet_dependencies (depends_on, job_id);
+
+-- One row per lease (attempt): who ran it, how it ended, what it used.
+CREATE TABLE fleet_runs (
+    job_id uuid NOT NULL,
+    attempt int NOT NULL,
+    tenant text NOT NULL,
+    epoch bigint NOT NULL,
+    factory_id text NOT NULL,
+    started_at timestamptz NOT NULL,
+    ended_at timestamptz,
+    outcome text,
+    error_kind text,
+    insights jsonb,
+    artifacts jsonb NOT NULL,
+    PRIMARY KEY (job_id, attempt)
+);
+
+-- Worker hosts and their hot-path snapshot.
+CREATE TABLE fleet_factories (
+    factory_id text PRIMARY KEY,
+    health text NOT NULL,
+    capabilities text[] NOT NULL,
+    seat_limit int,
+    load double precision NOT NULL,
+    heartbeat_timeout_seconds double precision,
+    last_heartbeat_at timestamptz NOT NULL,
+    registered_at timestamptz NOT NULL,
+    version bigint NOT NULL,
+    snapshot jsonb NOT NULL
+);
+
+-- Immutable, versioned profiles per tenant.
+CREATE TABLE fleet_profiles (
+    profile_id uuid PRIMARY KEY,
+    tenant text NOT NULL,
+    name text NOT NULL,
+    version int NOT NULL,
+    content_hash text NOT NULL,
+    content jsonb NOT NULL,
+    registered_at timestamptz NOT NULL,
+    UNIQUE (tenant, name, version)
+);
