@@ -66,7 +66,9 @@ def build_store(settings: Settings) -> Store:
     if settings.database_url:
         from adapters.store.postgres import PostgresStore
 
-        return PostgresStore(settings.database_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow)
+        return PostgresStore(
+            settings.database_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow
+        )
     from adapters.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.sqlite_path)

@@ -49,7 +49,7 @@ class Factories:
 
         return self.ctx.transact(work)
 
-    def list(self, identity: Identity) -> list[FactoryView]:
+    def list_factories(self, identity: Identity) -> list[FactoryView]:
         identity.require(Role.READER, "list factories")
         now = self.ctx.clock.now()
         return [FactoryView.of(row, now) for row in self.ctx.store.factories()]

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from coordinator.claiming import ClaimRequest, Claiming
+from coordinator.claiming import Claiming, ClaimRequest
 from coordinator.context import Context
 from coordinator.factories import Factories, Profiles
 from coordinator.identity import Identity
@@ -60,7 +60,9 @@ class Fleet:
     def submit(self, identity: Identity, spec: JobSpec | Mapping[str, Any]) -> SubmitResult:
         return self.submission.submit(identity, spec)
 
-    def submit_many(self, identity: Identity, specs: Sequence[JobSpec | Mapping[str, Any]]) -> list[ItemResult]:
+    def submit_many(
+        self, identity: Identity, specs: Sequence[JobSpec | Mapping[str, Any]]
+    ) -> list[ItemResult]:
         return self.submission.submit_many(identity, specs)
 
     def cancel(self, identity: Identity, job_id: UUID, reason: str = "cancelled") -> JobView:
@@ -76,10 +78,14 @@ class Fleet:
     def heartbeat(self, identity: Identity, report: FactoryReport | Mapping[str, Any]) -> FactoryView:
         return self.factories.heartbeat(identity, report)
 
-    def renew(self, identity: Identity, job_id: UUID, epoch: int, lease_seconds: float | None = None) -> RenewResult:
+    def renew(
+        self, identity: Identity, job_id: UUID, epoch: int, lease_seconds: float | None = None
+    ) -> RenewResult:
         return self.reporting.renew(identity, job_id, epoch, lease_seconds)
 
-    def release(self, identity: Identity, job_id: UUID, epoch: int, reason: str = "released by worker") -> None:
+    def release(
+        self, identity: Identity, job_id: UUID, epoch: int, reason: str = "released by worker"
+    ) -> None:
         self.reporting.release(identity, job_id, epoch, reason)
 
     def start(self, identity: Identity, job_id: UUID, epoch: int) -> None:
@@ -97,10 +103,24 @@ class Fleet:
     def record_artifact(self, identity: Identity, job_id: UUID, epoch: int, artifact: Artifact) -> None:
         self.reporting.record_artifact(identity, job_id, epoch, artifact)
 
-    def succeed(self, identity: Identity, job_id: UUID, epoch: int, result: Any = None, insights: RunInsights | None = None) -> None:
+    def succeed(
+        self,
+        identity: Identity,
+        job_id: UUID,
+        epoch: int,
+        result: Any = None,
+        insights: RunInsights | None = None,
+    ) -> None:
         self.reporting.succeed(identity, job_id, epoch, result, insights)
 
-    def fail(self, identity: Identity, job_id: UUID, epoch: int, error: ErrorInfo, insights: RunInsights | None = None) -> None:
+    def fail(
+        self,
+        identity: Identity,
+        job_id: UUID,
+        epoch: int,
+        error: ErrorInfo,
+        insights: RunInsights | None = None,
+    ) -> None:
         self.reporting.fail(identity, job_id, epoch, error, insights)
 
     def complete(self, identity: Identity, completions: Sequence[Completion]) -> list[ItemResult]:
@@ -110,8 +130,8 @@ class Fleet:
     def get(self, identity: Identity, job_id: UUID) -> JobView:
         return self.queries.get(identity, job_id)
 
-    def list(self, identity: Identity, **filters: Any) -> JobPage:
-        return self.queries.list(identity, **filters)
+    def list_jobs(self, identity: Identity, **filters: Any) -> JobPage:
+        return self.queries.list_jobs(identity, **filters)
 
     def history(self, identity: Identity, job_id: UUID) -> list[HistoryEntry]:
         return self.queries.history(identity, job_id)
@@ -123,7 +143,7 @@ class Fleet:
         return self.queries.runs(identity, job_id)
 
     def list_factories(self, identity: Identity) -> list[FactoryView]:
-        return self.factories.list(identity)
+        return self.factories.list_factories(identity)
 
     # operators
     def verify_projections(self, identity: Identity) -> VerifyReport:

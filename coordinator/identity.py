@@ -5,10 +5,13 @@ HTTP (bearer tokens), the CLI and MCP all build an ``Identity`` the same way.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from coordinator.errors import Forbidden, TenantRequired
+from coordinator.errors import Forbidden, InvalidRequest, TenantRequired
+
+TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class Role(StrEnum):
@@ -27,6 +30,24 @@ class Identity:
     tenant: str | None
     """None: fleet-wide (an operator, or a worker serving every tenant)."""
     roles: frozenset[Role]
+
+    def __post_init__(self) -> None:
+        if self.tenant is not None and not TENANT.match(self.tenant):
+            raise InvalidRequest(
+                "identity",
+                [
+                    {
+                        "loc": "tenant",
+                        "msg": f"'{self.tenant}' is not a tenant name: use 1-63 of "
+                        "a-z 0-9 _ - starting with a letter or digit",
+                        "type": "pattern",
+                    }
+                ],
+            )
+        if not self.subject:
+            raise InvalidRequest(
+                "identity", [{"loc": "subject", "msg": "a subject is required", "type": "missing"}]
+            )
 
     @classmethod
     def of(cls, subject: str, tenant: str | None, *roles: Role) -> Identity:

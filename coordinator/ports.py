@@ -136,9 +136,7 @@ class Store(Protocol):
 
     def factories(self) -> list[FactoryRow]: ...
 
-    def verify_views(
-        self, rebuild: Callable[[Iterator[DomainEvent]], ViewSet]
-    ) -> tuple[ViewSet, ViewSet]:
+    def verify_views(self, rebuild: Callable[[Iterator[DomainEvent]], ViewSet]) -> tuple[ViewSet, ViewSet]:
         """(live views, ``rebuild(all events in log order)``), from one consistent snapshot."""
         ...
 

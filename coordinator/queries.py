@@ -31,7 +31,10 @@ def decode_cursor(text: str | None) -> tuple[datetime, UUID] | None:
         created, job_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         return datetime.fromisoformat(created), UUID(job_id)
     except (ValueError, TypeError) as exc:
-        raise InvalidRequest("cursor", [{"loc": "cursor", "msg": f"not a cursor from a previous page ({exc})", "type": "value_error"}]) from None
+        raise InvalidRequest(
+            "cursor",
+            [{"loc": "cursor", "msg": f"not a cursor from a previous page ({exc})", "type": "value_error"}],
+        ) from None
 
 
 class Queries:
@@ -47,7 +50,7 @@ class Queries:
         identity.require(Role.READER, "read jobs")
         return JobView.of(self._visible(identity, self.ctx.store.get_job(job_id), job_id))
 
-    def list(
+    def list_jobs(
         self,
         identity: Identity,
         *,
@@ -60,11 +63,16 @@ class Queries:
     ) -> JobPage:
         identity.require(Role.READER, "list jobs")
         if not 1 <= limit <= MAX_PAGE:
-            raise InvalidRequest("listing", [{"loc": "limit", "msg": f"must be 1-{MAX_PAGE}", "type": "range"}])
+            raise InvalidRequest(
+                "listing", [{"loc": "limit", "msg": f"must be 1-{MAX_PAGE}", "type": "range"}]
+            )
         for state in states or ():
             if state not in {s.value for s in JobState}:
                 allowed = ", ".join(s.value for s in JobState)
-                raise InvalidRequest("listing", [{"loc": "state", "msg": f"'{state}' is not a state ({allowed})", "type": "enum"}])
+                raise InvalidRequest(
+                    "listing",
+                    [{"loc": "state", "msg": f"'{state}' is not a state ({allowed})", "type": "enum"}],
+                )
         page = self.ctx.store.list_jobs(
             JobFilter(
                 tenant=identity.tenant,
@@ -76,7 +84,9 @@ class Queries:
                 after=decode_cursor(cursor),
             )
         )
-        return JobPage(jobs=[JobSummary.of(r) for r in page.rows], next_cursor=encode_cursor(page.next_cursor))
+        return JobPage(
+            jobs=[JobSummary.of(r) for r in page.rows], next_cursor=encode_cursor(page.next_cursor)
+        )
 
     def history(self, identity: Identity, job_id: UUID) -> list[HistoryEntry]:
         """The job's whole event stream, in order."""
@@ -89,7 +99,16 @@ class Queries:
         identity.require(Role.READER, "replay jobs")
         current = self._visible(identity, self.ctx.store.get_job(job_id), job_id)
         if not 1 <= version <= current.version:
-            raise InvalidRequest("version", [{"loc": "version", "msg": f"job {job_id} has versions 1-{current.version}", "type": "range"}])
+            raise InvalidRequest(
+                "version",
+                [
+                    {
+                        "loc": "version",
+                        "msg": f"job {job_id} has versions 1-{current.version}",
+                        "type": "range",
+                    }
+                ],
+            )
         return JobView.of(self._visible(identity, self.ctx.store.job_at(job_id, version), job_id))
 
     def runs(self, identity: Identity, job_id: UUID) -> list[RunView]:

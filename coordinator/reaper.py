@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, fields
+from datetime import datetime
 
 from coordinator.context import Context
 from coordinator.ports import UnitOfWork
@@ -18,7 +19,6 @@ from coordinator.propagation import propagate, settle
 from coordinator.service_loop import ServiceConfig, run_loop
 from domain.errors import LeaseNotExpired
 from domain.job import Job, JobState
-from datetime import datetime
 
 
 class ReaperConfig(ServiceConfig):

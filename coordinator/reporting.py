@@ -82,14 +82,18 @@ class Reporting:
 
     # ------------------------------------------------------------------ leases
 
-    def renew(self, identity: Identity, job_id: UUID, epoch: int, lease_seconds: float | None = None) -> RenewResult:
+    def renew(
+        self, identity: Identity, job_id: UUID, epoch: int, lease_seconds: float | None = None
+    ) -> RenewResult:
         def renew(job: Job, now: datetime) -> RenewResult:
             out = job.renew_lease(epoch, lease_seconds, now)
             return RenewResult(lease_expires_at=out.expires_at, cancel_requested=out.cancel_requested)
 
         return self._fenced(identity, job_id, renew)
 
-    def release(self, identity: Identity, job_id: UUID, epoch: int, reason: str = "released by worker") -> None:
+    def release(
+        self, identity: Identity, job_id: UUID, epoch: int, reason: str = "released by worker"
+    ) -> None:
         self._fenced(identity, job_id, lambda job, now: job.release_lease(epoch, reason, now))
 
     # ----------------------------------------------------------------- reports
@@ -110,12 +114,22 @@ class Reporting:
         self._fenced(identity, job_id, lambda job, now: job.record_artifact(epoch, artifact, now))
 
     def succeed(
-        self, identity: Identity, job_id: UUID, epoch: int, result: Any = None, insights: RunInsights | None = None
+        self,
+        identity: Identity,
+        job_id: UUID,
+        epoch: int,
+        result: Any = None,
+        insights: RunInsights | None = None,
     ) -> None:
         self._fenced(identity, job_id, lambda job, now: job.succeed(epoch, result, insights, now))
 
     def fail(
-        self, identity: Identity, job_id: UUID, epoch: int, error: ErrorInfo, insights: RunInsights | None = None
+        self,
+        identity: Identity,
+        job_id: UUID,
+        epoch: int,
+        error: ErrorInfo,
+        insights: RunInsights | None = None,
     ) -> None:
         jitter = self.ctx.random.sample()
         self._fenced(identity, job_id, lambda job, now: job.fail(epoch, error, insights, now, jitter))
@@ -150,7 +164,14 @@ class Reporting:
                     assert c.error is not None
                     job.fail(c.epoch, c.error, c.insights, now, jitter)
             except DomainError as exc:
-                results.append(ItemResult(index=index, ok=False, job_id=c.job_id, error=ItemError(code=exc.code, message=exc.message, details=exc.to_dict())))
+                results.append(
+                    ItemResult(
+                        index=index,
+                        ok=False,
+                        job_id=c.job_id,
+                        error=ItemError(code=exc.code, message=exc.message, details=exc.to_dict()),
+                    )
+                )
                 continue
             done.append(job)
             results.append(ItemResult(index=index, ok=True, job_id=c.job_id))

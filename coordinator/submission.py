@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from domain.job.spec import Dependency, DependencyMode
 from domain.job.states import SUPERSEDABLE
 
 MAX_BATCH = 1000
+Outcome = Literal["created", "existing", "superseded"]
 
 
 def parse_spec(request: JobSpec | Mapping[str, Any]) -> JobSpec:
@@ -64,7 +65,9 @@ class Submission:
         identity.require(Role.SUBMITTER, "submit")
         tenant = identity.write_tenant("submit")
         if len(requests) > MAX_BATCH:
-            raise InvalidRequest("batch", [{"loc": "jobs", "msg": f"at most {MAX_BATCH} jobs per batch", "type": "too_long"}])
+            raise InvalidRequest(
+                "batch", [{"loc": "jobs", "msg": f"at most {MAX_BATCH} jobs per batch", "type": "too_long"}]
+            )
         specs: list[JobSpec | DomainError] = []
         for request in requests:
             try:
@@ -83,19 +86,35 @@ class Submission:
                 results.append(_failed(index, spec))
                 continue
             try:
-                result = self._submit(uow, tenant, spec, batch)
+                job, outcome, old = self._place(uow, tenant, spec, batch)
             except DomainError as exc:
                 results.append(_failed(index, exc))
             else:
-                results.append(ItemResult(index=index, ok=True, job_id=result.job.id, result=result))
+                results.append(
+                    ItemResult(
+                        index=index,
+                        ok=True,
+                        job_id=job.id,
+                        outcome=outcome,
+                        state=str(job.state),
+                        superseded_job_id=old,
+                    )
+                )
         return results
 
     # ------------------------------------------------------------------ one job
 
     def _submit(self, uow: UnitOfWork, tenant: str, spec: JobSpec, batch: _Batch) -> SubmitResult:
+        job, outcome, old = self._place(uow, tenant, spec, batch)
+        return SubmitResult(job=JobView.of(job), outcome=outcome, superseded_job_id=old)
+
+    def _place(
+        self, uow: UnitOfWork, tenant: str, spec: JobSpec, batch: _Batch
+    ) -> tuple[Job, Outcome, UUID | None]:
+        """Find or create the job answering to this spec: (job, outcome, superseded id)."""
         now = self.ctx.clock.now()
         old = self._existing(uow, tenant, spec, batch)
-        if isinstance(old, SubmitResult):
+        if isinstance(old, tuple):
             return old
         deps, statuses = self._resolve_deps(uow, tenant, spec)
         self._check_references(uow, tenant, spec)
@@ -116,14 +135,14 @@ class Submission:
         if spec.idempotency_key is not None:
             batch.by_key[spec.idempotency_key] = job
         if old is None:
-            return SubmitResult(job=JobView.of(job), outcome="created")
+            return job, "created", None
         self._supersede(uow, old, job, now)
-        return SubmitResult(job=JobView.of(job), outcome="superseded", superseded_job_id=old.id)
+        return job, "superseded", old.id
 
     def _existing(
         self, uow: UnitOfWork, tenant: str, spec: JobSpec, batch: _Batch
-    ) -> SubmitResult | Job | None:
-        """The identical job (a result), the job to supersede, or None."""
+    ) -> tuple[Job, Outcome, None] | Job | None:
+        """The identical job (as a placement), the job to supersede, or None."""
         key = spec.idempotency_key
         if key is None:
             return None
@@ -134,7 +153,7 @@ class Submission:
                 return None
             holder = uow.lock_jobs([row.job_id])[row.job_id]
         if holder.content_hash == spec.content_hash():
-            return SubmitResult(job=JobView.of(holder), outcome="existing")
+            return holder, "existing", None
         if holder.state not in SUPERSEDABLE:
             raise IdempotencyConflict(key=key, job_id=holder.id, state=str(holder.state))
         return holder
@@ -155,10 +174,16 @@ class Submission:
             status = _follow(uow, tenant, statuses[dep.job_id], statuses)
             if status.state in (JobState.CANCELLED, JobState.DEAD_LETTER):
                 raise DependencyFailed(status.job_id, str(status.state))
-            if dep.mode is DependencyMode.SOFT and dep.milestone is not None and dep.milestone not in status.phases:
+            if (
+                dep.mode is DependencyMode.SOFT
+                and dep.milestone is not None
+                and dep.milestone not in status.phases
+            ):
                 raise UnknownPhase(status.job_id, dep.milestone, list(status.phases))
             target = dep.model_copy(update={"job_id": status.job_id})
-            resolved.setdefault(status.job_id, target.model_copy(update={"milestone": milestone_for(target, status)}))
+            resolved.setdefault(
+                status.job_id, target.model_copy(update={"milestone": milestone_for(target, status)})
+            )
         return tuple(resolved.values()), statuses
 
     def _check_references(self, uow: UnitOfWork, tenant: str, spec: JobSpec) -> None:

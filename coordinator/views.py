@@ -86,7 +86,9 @@ class JobView(View):
             capabilities=job.spec.capabilities,
             idempotency_key=job.spec.idempotency_key,
             parent_id=job.spec.parent_id,
-            deps=tuple(DependencyView(job_id=d.job_id, mode=str(d.mode), milestone=d.milestone) for d in job.deps),
+            deps=tuple(
+                DependencyView(job_id=d.job_id, mode=str(d.mode), milestone=d.milestone) for d in job.deps
+            ),
             phases=job.spec.phases,
             payload=job.spec.payload,
             run_at=job.spec.run_at,
@@ -173,12 +175,14 @@ class ItemError(View):
 
 
 class ItemResult(View):
-    """One entry of a batch answer, in request order."""
+    """One entry of a batch answer, in request order (fetch a job for its details)."""
 
     index: int
     ok: bool
     job_id: UUID | None = None
-    result: SubmitResult | None = None
+    outcome: Literal["created", "existing", "superseded"] | None = None
+    state: str | None = None
+    superseded_job_id: UUID | None = None
     error: ItemError | None = None
 
 
@@ -190,7 +194,9 @@ class HistoryEntry(View):
 
     @classmethod
     def of(cls, event: DomainEvent) -> HistoryEntry:
-        data = event.model_dump(mode="json", exclude={"originator_id", "originator_version", "timestamp", "originator_topic"})
+        data = event.model_dump(
+            mode="json", exclude={"originator_id", "originator_version", "timestamp", "originator_topic"}
+        )
         return cls(version=event.originator_version, type=type(event).__name__, at=event.timestamp, data=data)
 
 
@@ -217,7 +223,9 @@ class RunView(View):
             ended_at=row.ended_at,
             outcome=row.outcome,
             error_kind=row.error_kind,
-            insights=None if row.insights_json is None else RunInsights.model_validate_json(row.insights_json),
+            insights=None
+            if row.insights_json is None
+            else RunInsights.model_validate_json(row.insights_json),
             artifacts=json.loads(row.artifacts_json),
         )
 
@@ -237,7 +245,11 @@ class FactoryView(View):
     @classmethod
     def of(cls, row: FactoryRow, now: datetime) -> FactoryView:
         timeout = row.heartbeat_timeout_seconds
-        stale = row.health != "down" and timeout is not None and (now - row.last_heartbeat_at).total_seconds() > timeout
+        stale = (
+            row.health != "down"
+            and timeout is not None
+            and (now - row.last_heartbeat_at).total_seconds() > timeout
+        )
         return cls(
             factory_id=row.factory_id,
             health=row.health,

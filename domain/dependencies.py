@@ -90,7 +90,11 @@ def _path(parent: dict[UUID, UUID], last: UUID, start: UUID) -> list[UUID]:
     return [*path, start]
 
 
-def raise_if_cycle(start: UUID, edges_of: Callable[[Iterable[UUID]], Mapping[UUID, Iterable[UUID]]], label: Callable[[UUID], str]) -> None:
+def raise_if_cycle(
+    start: UUID,
+    edges_of: Callable[[Iterable[UUID]], Mapping[UUID, Iterable[UUID]]],
+    label: Callable[[UUID], str],
+) -> None:
     cycle = find_cycle(start, edges_of)
     if cycle is not None:
         raise DependencyCycle([label(node) for node in cycle])

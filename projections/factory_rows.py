@@ -45,7 +45,11 @@ class ProfileRow:
     registered_at: datetime
 
     def comparable(self) -> tuple[Any, ...]:
-        return (*(getattr(self, f) for f in self.__slots__[:-2]), canonical(self.content_json), self.registered_at)
+        return (
+            *(getattr(self, f) for f in self.__slots__[:-2]),
+            canonical(self.content_json),
+            self.registered_at,
+        )
 
 
 def factory_row(factory: Factory) -> FactoryRow:

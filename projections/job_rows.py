@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic_core import to_json
+
 from domain.job import Job
 from domain.job.states import WAITING, JobState
 
@@ -147,7 +149,7 @@ def job_rows(job: Job) -> JobRows:
         lease_factory_id=None if lease is None else lease.factory_id,
         lease_expires_at=None if lease is None else lease.expires_at,
         spec_json=spec.json_text,
-        snapshot_json=job.to_snapshot().model_dump_json(),
+        snapshot_json=to_json(job.snapshot_fields()).decode(),
     )
     queue_row = None
     if state in WAITING and job.available_at is not None:
@@ -174,7 +176,7 @@ def job_rows(job: Job) -> JobRows:
         )
     idem = None
     if spec.idempotency_key is not None and state is not JobState.SUPERSEDED:
-        idem = IdempotencyRow(job.tenant, spec.idempotency_key, job.id, job.content_hash)
+        idem = IdempotencyRow(job.tenant, spec.idempotency_key, job.id, job.content_hash or "")
     edges = tuple(EdgeRow(job.id, d.job_id, str(d.mode), d.milestone) for d in job.deps)
     runs = tuple(
         RunRow(

@@ -51,8 +51,16 @@ class ViewSet:
         return dict(
             zip(
                 TABLES,
-                (self.jobs, self.queue, self.leases, self.idempotency, self.edges,
-                 self.runs, self.factories, self.profiles),
+                (
+                    self.jobs,
+                    self.queue,
+                    self.leases,
+                    self.idempotency,
+                    self.edges,
+                    self.runs,
+                    self.factories,
+                    self.profiles,
+                ),
                 strict=True,
             )
         )

@@ -8,7 +8,7 @@
 -- is somebody else's work, so nobody waits and nobody retries.
 
 -- name: lock_jobs
-SELECT job_id, version, spec::text AS spec, snapshot::text AS snapshot
+SELECT job_id, version, spec, snapshot
 FROM fleet_jobs
 WHERE job_id = ANY(%(ids)s::uuid[])
 ORDER BY job_id
@@ -17,8 +17,8 @@ FOR UPDATE;
 -- name: dependency_status
 -- FOR SHARE: a dependency cannot finish (or fail) under a dependent being submitted;
 -- the finishing transaction waits, then sees the new dependent when it propagates.
-SELECT job_id, state, phase, (spec -> 'phases')::text AS phases,
-       snapshot ->> 'superseded_by' AS superseded_by
+SELECT job_id, state, phase, (spec::jsonb -> 'phases')::text AS phases,
+       snapshot::jsonb ->> 'superseded_by' AS superseded_by
 FROM fleet_jobs
 WHERE tenant = %(tenant)s AND job_id = ANY(%(ids)s::uuid[])
 ORDER BY job_id
@@ -46,6 +46,13 @@ FROM fleet_idempotency
 WHERE tenant = %(tenant)s AND key = %(key)s
 FOR UPDATE;
 
+-- name: claim_plan_hints
+-- The queue churns faster than autovacuum re-analyses it: right after a bulk submit the
+-- planner may still believe the queue holds a handful of rows and choose "read every
+-- eligible row, then sort", which makes each claim O(queue). Claims must walk an
+-- ordered index and stop at LIMIT whatever the statistics say. Transaction-local.
+SET LOCAL enable_sort = off;
+
 -- name: tenants_with_work
 -- A loose index scan: one index probe per tenant instead of a DISTINCT over the queue.
 WITH RECURSIVE t(tenant) AS (
@@ -70,7 +77,7 @@ SELECT tenant FROM t WHERE tenant IS NOT NULL;
 -- name: lock_claimable_tenant
 -- Due scheduled/failed jobs without dependencies are claimable too (the claim promotes
 -- them); those with dependencies wait for the scheduler, which re-checks them.
-SELECT j.job_id, j.version, j.spec::text AS spec, j.snapshot::text AS snapshot
+SELECT j.job_id, j.version, j.spec, j.snapshot
 FROM fleet_queue q JOIN fleet_jobs j ON j.job_id = q.job_id
 WHERE q.tenant = %(tenant)s
   AND q.available_at <= %(now)s
@@ -83,7 +90,7 @@ LIMIT %(limit)s
 FOR UPDATE OF q, j SKIP LOCKED;
 
 -- name: lock_claimable_any
-SELECT j.job_id, j.version, j.spec::text AS spec, j.snapshot::text AS snapshot
+SELECT j.job_id, j.version, j.spec, j.snapshot
 FROM fleet_queue q JOIN fleet_jobs j ON j.job_id = q.job_id
 WHERE q.available_at <= %(now)s
   AND q.capabilities <@ %(caps)s::text[]
@@ -96,7 +103,7 @@ LIMIT %(limit)s
 FOR UPDATE OF q, j SKIP LOCKED;
 
 -- name: lock_expired_leases
-SELECT j.job_id, j.version, j.spec::text AS spec, j.snapshot::text AS snapshot
+SELECT j.job_id, j.version, j.spec, j.snapshot
 FROM fleet_leases l JOIN fleet_jobs j ON j.job_id = l.job_id
 WHERE l.expires_at < %(now)s
 ORDER BY l.expires_at, l.job_id
@@ -104,7 +111,7 @@ LIMIT %(limit)s
 FOR UPDATE OF l, j SKIP LOCKED;
 
 -- name: lock_due_jobs
-SELECT j.job_id, j.version, j.spec::text AS spec, j.snapshot::text AS snapshot
+SELECT j.job_id, j.version, j.spec, j.snapshot
 FROM fleet_queue q JOIN fleet_jobs j ON j.job_id = q.job_id
 WHERE q.state <> 'queued' AND q.available_at <= %(now)s
 ORDER BY q.available_at, q.job_id
@@ -112,12 +119,12 @@ LIMIT %(limit)s
 FOR UPDATE OF q, j SKIP LOCKED;
 
 -- name: lock_factory
-SELECT factory_id, version, snapshot::text AS snapshot
+SELECT factory_id, version, snapshot
 FROM fleet_factories WHERE factory_id = %(name)s
 FOR UPDATE;
 
 -- name: lock_silent_factories
-SELECT factory_id, version, snapshot::text AS snapshot
+SELECT factory_id, version, snapshot
 FROM fleet_factories
 WHERE health <> 'down'
   AND heartbeat_timeout_seconds IS NOT NULL
@@ -130,14 +137,14 @@ FOR UPDATE SKIP LOCKED;
 SELECT count(*) AS n FROM fleet_leases WHERE factory_id = %(name)s;
 
 -- name: lock_jobs_leased_by
-SELECT j.job_id, j.version, j.spec::text AS spec, j.snapshot::text AS snapshot
+SELECT j.job_id, j.version, j.spec, j.snapshot
 FROM fleet_leases l JOIN fleet_jobs j ON j.job_id = l.job_id
 WHERE l.factory_id = %(name)s
 ORDER BY j.job_id
 FOR UPDATE OF l, j;
 
 -- name: get_profile
-SELECT profile_id, tenant, name, version, content::text AS content, content_hash, registered_at
+SELECT profile_id, tenant, name, version, content, content_hash, registered_at
 FROM fleet_profiles WHERE tenant = %(tenant)s AND name = %(name)s AND version = %(version)s;
 
 -- ---------------------------------------------------------------- view writes
@@ -148,7 +155,7 @@ INSERT INTO fleet_jobs (job_id, tenant, state, kind, queue, priority, idempotenc
     lease_factory_id, lease_expires_at, spec, snapshot)
 SELECT job_id, tenant, state, kind, queue, priority, idempotency_key, parent_id, phase,
     epoch, attempt, version, created_at, updated_at, available_at, lease_factory_id,
-    lease_expires_at, spec::jsonb, snapshot::jsonb
+    lease_expires_at, spec, snapshot
 FROM unnest(%(job_id)s::uuid[], %(tenant)s::text[], %(state)s::text[], %(kind)s::text[],
     %(queue)s::text[], %(priority)s::int[], %(idempotency_key)s::text[], %(parent_id)s::uuid[],
     %(phase)s::text[], %(epoch)s::bigint[], %(attempt)s::int[], %(version)s::bigint[],
@@ -165,7 +172,7 @@ UPDATE fleet_jobs j SET
     state = u.state, phase = u.phase, epoch = u.epoch, attempt = u.attempt,
     version = u.version, updated_at = u.updated_at, available_at = u.available_at,
     lease_factory_id = u.lease_factory_id, lease_expires_at = u.lease_expires_at,
-    snapshot = u.snapshot::jsonb
+    snapshot = u.snapshot
 FROM unnest(%(job_id)s::uuid[], %(state)s::text[], %(phase)s::text[], %(epoch)s::bigint[],
     %(attempt)s::int[], %(version)s::bigint[], %(updated_at)s::timestamptz[],
     %(available_at)s::timestamptz[], %(lease_factory_id)s::text[],
@@ -176,6 +183,15 @@ WHERE j.job_id = u.job_id;
 
 -- name: delete_queue
 DELETE FROM fleet_queue WHERE job_id = ANY(%(job_id)s::uuid[]);
+
+-- name: insert_queue
+INSERT INTO fleet_queue (job_id, tenant, queue, priority, state, available_at, capabilities, has_deps)
+SELECT u.job_id, u.tenant, u.queue, u.priority, u.state, u.available_at,
+       ARRAY(SELECT jsonb_array_elements_text(u.capabilities::jsonb)), u.has_deps
+FROM unnest(%(job_id)s::uuid[], %(tenant)s::text[], %(queue)s::text[], %(priority)s::int[],
+    %(state)s::text[], %(available_at)s::timestamptz[], %(capabilities)s::text[],
+    %(has_deps)s::boolean[])
+  AS u(job_id, tenant, queue, priority, state, available_at, capabilities, has_deps);
 
 -- name: upsert_queue
 INSERT INTO fleet_queue (job_id, tenant, queue, priority, state, available_at, capabilities, has_deps)
@@ -209,6 +225,10 @@ DELETE FROM fleet_idempotency i
 USING unnest(%(tenant)s::text[], %(key)s::text[], %(job_id)s::uuid[]) AS u(tenant, key, job_id)
 WHERE i.tenant = u.tenant AND i.key = u.key AND i.job_id = u.job_id;
 
+-- name: insert_idempotency
+INSERT INTO fleet_idempotency (tenant, key, job_id, content_hash)
+SELECT * FROM unnest(%(tenant)s::text[], %(key)s::text[], %(job_id)s::uuid[], %(content_hash)s::text[]);
+
 -- name: upsert_idempotency
 INSERT INTO fleet_idempotency (tenant, key, job_id, content_hash)
 SELECT * FROM unnest(%(tenant)s::text[], %(key)s::text[], %(job_id)s::uuid[], %(content_hash)s::text[])
@@ -227,7 +247,7 @@ SELECT * FROM unnest(%(job_id)s::uuid[], %(depends_on)s::uuid[], %(mode)s::text[
 INSERT INTO fleet_runs (job_id, attempt, tenant, epoch, factory_id, started_at, ended_at,
     outcome, error_kind, insights, artifacts)
 SELECT job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
-    insights::jsonb, artifacts::jsonb
+    insights, artifacts
 FROM unnest(%(job_id)s::uuid[], %(attempt)s::int[], %(tenant)s::text[], %(epoch)s::bigint[],
     %(factory_id)s::text[], %(started_at)s::timestamptz[], %(ended_at)s::timestamptz[],
     %(outcome)s::text[], %(error_kind)s::text[], %(insights)s::text[], %(artifacts)s::text[])
@@ -243,7 +263,7 @@ INSERT INTO fleet_factories (factory_id, health, capabilities, seat_limit, load,
     heartbeat_timeout_seconds, last_heartbeat_at, registered_at, version, snapshot)
 SELECT u.factory_id, u.health, ARRAY(SELECT jsonb_array_elements_text(u.capabilities::jsonb)),
     u.seat_limit, u.load, u.heartbeat_timeout_seconds, u.last_heartbeat_at, u.registered_at,
-    u.version, u.snapshot::jsonb
+    u.version, u.snapshot
 FROM unnest(%(factory_id)s::text[], %(health)s::text[], %(capabilities)s::text[],
     %(seat_limit)s::int[], %(load)s::float8[], %(heartbeat_timeout_seconds)s::float8[],
     %(last_heartbeat_at)s::timestamptz[], %(registered_at)s::timestamptz[],
@@ -259,7 +279,7 @@ ON CONFLICT (factory_id) DO UPDATE SET
 
 -- name: insert_profiles
 INSERT INTO fleet_profiles (profile_id, tenant, name, version, content_hash, content, registered_at)
-SELECT profile_id, tenant, name, version, content_hash, content::jsonb, registered_at
+SELECT profile_id, tenant, name, version, content_hash, content, registered_at
 FROM unnest(%(profile_id)s::uuid[], %(tenant)s::text[], %(name)s::text[], %(version)s::int[],
     %(content_hash)s::text[], %(content)s::text[], %(registered_at)s::timestamptz[])
   AS u(profile_id, tenant, name, version, content_hash, content, registered_at);
@@ -267,13 +287,13 @@ FROM unnest(%(profile_id)s::uuid[], %(tenant)s::text[], %(name)s::text[], %(vers
 -- ---------------------------------------------------------------- store reads
 
 -- name: get_job
-SELECT job_id, version, spec::text AS spec, snapshot::text AS snapshot
+SELECT job_id, version, spec, snapshot
 FROM fleet_jobs WHERE job_id = %(job_id)s;
 
 -- name: list_jobs
 SELECT job_id, tenant, state, kind, queue, priority, idempotency_key, parent_id, phase,
     epoch, attempt, version, created_at, updated_at, available_at, lease_factory_id,
-    lease_expires_at, spec::text AS spec, snapshot::text AS snapshot
+    lease_expires_at, spec, snapshot
 FROM fleet_jobs
 WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
   AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
@@ -287,12 +307,12 @@ LIMIT %(limit)s;
 
 -- name: get_runs
 SELECT job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
-    insights::text AS insights, artifacts::text AS artifacts
+    insights, artifacts
 FROM fleet_runs WHERE job_id = %(job_id)s ORDER BY attempt;
 
 -- name: list_factories
 SELECT factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_seconds,
-    last_heartbeat_at, registered_at, version, snapshot::text AS snapshot
+    last_heartbeat_at, registered_at, version, snapshot
 FROM fleet_factories ORDER BY factory_id;
 
 -- ---------------------------------------------------------------- rebuild
@@ -300,7 +320,7 @@ FROM fleet_factories ORDER BY factory_id;
 -- name: dump_jobs
 SELECT job_id, tenant, state, kind, queue, priority, idempotency_key, parent_id, phase,
     epoch, attempt, version, created_at, updated_at, available_at, lease_factory_id,
-    lease_expires_at, spec::text AS spec, snapshot::text AS snapshot
+    lease_expires_at, spec, snapshot
 FROM fleet_jobs;
 
 -- name: dump_queue
@@ -317,16 +337,16 @@ SELECT job_id, depends_on, mode, milestone FROM fleet_dependencies;
 
 -- name: dump_runs
 SELECT job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
-    insights::text AS insights, artifacts::text AS artifacts
+    insights, artifacts
 FROM fleet_runs;
 
 -- name: dump_factories
 SELECT factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_seconds,
-    last_heartbeat_at, registered_at, version, snapshot::text AS snapshot
+    last_heartbeat_at, registered_at, version, snapshot
 FROM fleet_factories;
 
 -- name: dump_profiles
-SELECT profile_id, tenant, name, version, content_hash, content::text AS content, registered_at
+SELECT profile_id, tenant, name, version, content_hash, content, registered_at
 FROM fleet_profiles;
 
 -- name: clear_views

@@ -43,6 +43,10 @@ SELECT tenant, key, job_id, content_hash
 FROM fleet_idempotency
 WHERE tenant = :tenant AND key = :key;
 
+-- name: claim_plan_hints
+-- (PostgreSQL only: SQLite plans these queries well without help.)
+SELECT 1;
+
 -- name: tenants_with_work
 SELECT DISTINCT q.tenant
 FROM fleet_queue q
@@ -141,6 +145,10 @@ WHERE job_id = :job_id;
 -- name: delete_queue
 DELETE FROM fleet_queue WHERE job_id = :job_id;
 
+-- name: insert_queue
+INSERT INTO fleet_queue (job_id, tenant, queue, priority, state, available_at, capabilities, has_deps)
+VALUES (:job_id, :tenant, :queue, :priority, :state, :available_at, :capabilities, :has_deps);
+
 -- name: upsert_queue
 INSERT INTO fleet_queue (job_id, tenant, queue, priority, state, available_at, capabilities, has_deps)
 VALUES (:job_id, :tenant, :queue, :priority, :state, :available_at, :capabilities, :has_deps)
@@ -162,6 +170,10 @@ ON CONFLICT (job_id) DO UPDATE SET
 
 -- name: delete_idempotency
 DELETE FROM fleet_idempotency WHERE tenant = :tenant AND key = :key AND job_id = :job_id;
+
+-- name: insert_idempotency
+INSERT INTO fleet_idempotency (tenant, key, job_id, content_hash)
+VALUES (:tenant, :key, :job_id, :content_hash);
 
 -- name: upsert_idempotency
 INSERT INTO fleet_idempotency (tenant, key, job_id, content_hash)

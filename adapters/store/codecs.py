@@ -7,7 +7,6 @@ natively, SQLite wants text) and back.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -27,10 +26,6 @@ class Values(Protocol):
 
 def _opt(convert: Any, v: Any) -> Any:
     return None if v is None else convert(v)
-
-
-def caps_json(caps: tuple[str, ...]) -> str:
-    return json.dumps(list(caps))
 
 
 def utc(dt: datetime) -> datetime:
@@ -72,7 +67,7 @@ def queue_params(r: QueueRow) -> dict[str, Any]:
         "priority": r.priority,
         "state": r.state,
         "available_at": r.available_at,
-        "capabilities": caps_json(r.capabilities),
+        "capabilities": r.capabilities,
         "has_deps": r.has_deps,
     }
 
@@ -117,7 +112,7 @@ def factory_params(r: FactoryRow) -> dict[str, Any]:
     return {
         "factory_id": r.factory_id,
         "health": r.health,
-        "capabilities": caps_json(r.capabilities),
+        "capabilities": r.capabilities,
         "seat_limit": r.seat_limit,
         "load": r.load,
         "heartbeat_timeout_seconds": r.heartbeat_timeout_seconds,

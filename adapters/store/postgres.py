@@ -7,9 +7,12 @@ takes its table lock last: lock order is always view rows, then the events table
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
@@ -21,6 +24,7 @@ from eventsourcing import persistence as es
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
 
 from adapters.eventstore.application import EVENTS_TABLE
 from adapters.sql import queries
@@ -60,6 +64,86 @@ def _param(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def _column(values: list[Any]) -> list[Any]:
+    # A column of string arrays travels as JSON text: unnest() cannot take an array of
+    # arrays of different lengths (the queries turn it back with jsonb_array_elements_text).
+    if values and isinstance(values[0], tuple):
+        return [json.dumps(list(v)) for v in values]
+    return values
+
+
+COPY_MIN_ROWS = 64
+"""From this many rows on, inserts stream through binary COPY instead of unnest arrays."""
+
+COPY_INSERTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "insert_jobs": (
+        "fleet_jobs",
+        (
+            ("job_id", "uuid"),
+            ("tenant", "text"),
+            ("state", "text"),
+            ("kind", "text"),
+            ("queue", "text"),
+            ("priority", "int4"),
+            ("idempotency_key", "text"),
+            ("parent_id", "uuid"),
+            ("phase", "text"),
+            ("epoch", "int8"),
+            ("attempt", "int4"),
+            ("version", "int8"),
+            ("created_at", "timestamptz"),
+            ("updated_at", "timestamptz"),
+            ("available_at", "timestamptz"),
+            ("lease_factory_id", "text"),
+            ("lease_expires_at", "timestamptz"),
+            ("spec", "text"),
+            ("snapshot", "text"),
+        ),
+    ),
+    "insert_queue": (
+        "fleet_queue",
+        (
+            ("job_id", "uuid"),
+            ("tenant", "text"),
+            ("queue", "text"),
+            ("priority", "int4"),
+            ("state", "text"),
+            ("available_at", "timestamptz"),
+            ("capabilities", "text[]"),
+            ("has_deps", "bool"),
+        ),
+    ),
+    "insert_idempotency": (
+        "fleet_idempotency",
+        (
+            ("tenant", "text"),
+            ("key", "text"),
+            ("job_id", "uuid"),
+            ("content_hash", "text"),
+        ),
+    ),
+    "insert_edges": (
+        "fleet_dependencies",
+        (
+            ("job_id", "uuid"),
+            ("depends_on", "uuid"),
+            ("mode", "text"),
+            ("milestone", "text"),
+        ),
+    ),
+}
+
+
+@cache
+def _binary_queries() -> dict[str, str]:
+    """The named queries with binary placeholders (%(x)b): psycopg then dumps arrays in
+    binary, skipping the per-element escaping of the text format."""
+    return {name: _PLACEHOLDER.sub(r"%(\1)b", sql) for name, sql in queries("postgres").items()}
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
 class PgCursor:
     """Named queries over one psycopg cursor."""
 
@@ -68,6 +152,7 @@ class PgCursor:
     def __init__(self, cursor: psycopg.Cursor[DictRow]):
         self.cursor = cursor
         self.sql = queries("postgres")
+        self.binary_sql = _binary_queries()
 
     def fetch(self, query: str, **params: Any) -> list[Any]:
         self.cursor.execute(self.sql[query], {k: _param(v) for k, v in params.items()})
@@ -77,14 +162,75 @@ class PgCursor:
         self.cursor.execute(self.sql[query], {k: _param(v) for k, v in params.items()})
 
     def write_many(self, query: str, rows: list[dict[str, Any]]) -> None:
-        # One statement per table per transaction: the rows travel as column arrays.
-        columns = {key: [row[key] for row in rows] for key in rows[0]}
-        self.cursor.execute(self.sql[query], columns)
+        if query in COPY_INSERTS and len(rows) >= COPY_MIN_ROWS and not self.in_pipeline:
+            self._copy(query, rows)
+            return
+        # One statement per table per transaction: the rows travel as column arrays, in
+        # binary (text-format arrays cost psycopg a regex escape per element).
+        columns = {key: _column([row[key] for row in rows]) for key in rows[0]}
+        self.cursor.execute(self.binary_sql[query], columns)
+
+    @property
+    def in_pipeline(self) -> bool:
+        return self.cursor.connection._pipeline is not None
+
+    def _copy(self, query: str, rows: list[dict[str, Any]]) -> None:
+        table, columns = COPY_INSERTS[query]
+        names = [name for name, _ in columns]
+        statement = f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+        with self.cursor.copy(statement) as copy:
+            copy.set_types([kind for _, kind in columns])
+            for row in rows:
+                copy.write_row([_param(row[name]) for name in names])
 
 
 class FleetPostgresRecorder(PostgresApplicationRecorder):
     """The library's application recorder; ``_insert_events`` writes Fleetlog's views in
-    the append transaction, as in the library's searchable-content example."""
+    the append transaction, as in the library's searchable-content example.
+
+    The insert itself keeps the library's steps (table lock, NOTIFY, insert returning
+    notification ids) but sends the events as four binary column arrays instead of one
+    text array of composites, whose escaping cost ~30 us per event in psycopg; a large
+    batch appended through ``write`` streams with binary COPY. The library's own
+    recorder test suite runs against this class (tests/contract).
+    """
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        table = SQL("{0}.{1}").format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+        self._insert_arrays = SQL(
+            "INSERT INTO {0} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(table)
+        self._copy_events = SQL(
+            "COPY {0} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
+        ).format(table)
+
+    def _insert_stored_events(
+        self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self._insert_arrays,
+            (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ),
+        )
+
+    def _copy_stored_events(
+        self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent]
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        with curs.copy(self._copy_events) as copy:
+            copy.set_types(["uuid", "int8", "text", "bytea"])
+            for e in stored_events:
+                copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
 
     def _insert_events(
         self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -99,7 +245,9 @@ class FleetPostgresRecorder(PostgresApplicationRecorder):
         """Append within the caller's transaction: views first, then the library's
         table lock, NOTIFY and insert (the same steps ``insert_events`` takes)."""
         self._insert_events(curs, stored_events, views=views)
-        if stored_events:
+        if len(stored_events) >= COPY_MIN_ROWS and curs.connection._pipeline is None:
+            self._copy_stored_events(curs, stored_events)
+        elif stored_events:
             self._insert_stored_events(curs, stored_events)
 
 
@@ -161,10 +309,12 @@ class PostgresStore(SqlStore):
             raise translated from exc
 
     def _commit_writes(self, cursor: PgCursor, stored: list[StoredEvent], views: ViewChanges) -> None:
-        conn = cursor.cursor.connection
+        if len(stored) >= COPY_MIN_ROWS:
+            self.recorder.write(cursor.cursor, stored, views)  # COPY cannot run in a pipeline
+            return
         # Pipeline the writes: one round trip for views, lock, NOTIFY and insert, so the
         # events-table lock (which serialises all appends) is held as briefly as possible.
-        with conn.pipeline():
+        with cursor.cursor.connection.pipeline():
             self.recorder.write(cursor.cursor, stored, views)
 
     @contextmanager

@@ -96,7 +96,7 @@ class SqlStore(ABC):
 
     def job_at(self, job_id: UUID, version: int) -> Job | None:
         try:
-            job = self.app.repository.get(job_id, version=version)
+            job: object = self.app.repository.get(job_id, version=version)
         except AggregateNotFoundError:
             return None
         return job if isinstance(job, Job) else None
@@ -154,9 +154,9 @@ class SqlStore(ABC):
             c.execute("clear_views")
             changes = ViewChanges(
                 jobs_insert=views.jobs,
-                queue_upsert=views.queue,
+                queue_insert=views.queue,
                 leases_upsert=views.leases,
-                idempotency_upsert=views.idempotency,
+                idempotency_insert=views.idempotency,
                 edges_insert=views.edges,
                 runs_upsert=views.runs,
                 factories_upsert=views.factories,

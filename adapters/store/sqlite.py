@@ -78,9 +78,7 @@ class SqliteCursor:
                 self.cursor.execute(statement, {k: _encode(v) for k, v in params.items()})
 
     def write_many(self, query: str, rows: list[dict[str, Any]]) -> None:
-        self.cursor.executemany(
-            self.sql[query], [{k: _encode(v) for k, v in row.items()} for row in rows]
-        )
+        self.cursor.executemany(self.sql[query], [{k: _encode(v) for k, v in row.items()} for row in rows])
 
 
 class FleetSQLiteRecorder(SQLiteApplicationRecorder):

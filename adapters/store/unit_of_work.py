@@ -12,6 +12,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from adapters.store import codecs
+from adapters.store.codecs import Values
+from adapters.store.spec_cache import SpecCache
 from coordinator.ports import ClaimFilter
 from domain.dependencies import DependencyStatus
 from domain.factory import Factory, FactorySnapshot
@@ -21,9 +24,6 @@ from domain.profile import Profile
 from projections.changes import ViewChanges
 from projections.factory_rows import ProfileRow, factory_row, profile_row
 from projections.job_rows import IdempotencyRow, JobRows, job_rows
-from adapters.store import codecs
-from adapters.store.codecs import Values
-from adapters.store.spec_cache import SpecCache
 
 
 class Cursor(Protocol):
@@ -32,6 +32,8 @@ class Cursor(Protocol):
     values: Values
 
     def fetch(self, query: str, **params: Any) -> list[Any]: ...
+
+    def execute(self, query: str, **params: Any) -> None: ...
 
 
 class SqlUnitOfWork:
@@ -45,6 +47,7 @@ class SqlUnitOfWork:
         self._before: dict[UUID, JobRows | None] = {}
         self._factories: dict[str, Factory] = {}
         self._order: list[Any] = []
+        self._hinted = False
 
     # ------------------------------------------------------------------ jobs
 
@@ -78,7 +81,9 @@ class SqlUnitOfWork:
             if job is None:
                 missing.append(job_id)
             elif job.tenant == tenant:
-                out[job_id] = DependencyStatus(job_id, job.state, job.phase, job.spec.phases, job.superseded_by)
+                out[job_id] = DependencyStatus(
+                    job_id, job.state, job.phase, job.spec.phases, job.superseded_by
+                )
         if missing:
             for row in self._db.fetch("dependency_status", tenant=tenant, ids=sorted(missing)):
                 job_id = self._v.uuid(row["job_id"])
@@ -112,7 +117,13 @@ class SqlUnitOfWork:
         r = rows[0]
         return IdempotencyRow(r["tenant"], r["key"], self._v.uuid(r["job_id"]), r["content_hash"])
 
+    def _hint_claim_plans(self) -> None:
+        if not self._hinted:
+            self._db.execute("claim_plan_hints")
+            self._hinted = True
+
     def tenants_with_work(self, f: ClaimFilter) -> list[str]:
+        self._hint_claim_plans()
         rows = self._db.fetch(
             "tenants_with_work", now=f.now, caps=list(f.capabilities), tenants=f.tenants, queues=f.queues
         )
@@ -121,8 +132,12 @@ class SqlUnitOfWork:
     def lock_claimable(
         self, f: ClaimFilter, tenant: str | None, limit: int, exclude: Collection[UUID]
     ) -> list[Job]:
+        self._hint_claim_plans()
         params = dict(
-            now=f.now, caps=list(f.capabilities), queues=f.queues, limit=limit,
+            now=f.now,
+            caps=list(f.capabilities),
+            queues=f.queues,
+            limit=limit,
             exclude=list(exclude) + list(self._jobs),
         )
         if tenant is None:
@@ -132,9 +147,11 @@ class SqlUnitOfWork:
         return self._restore(rows)
 
     def lock_expired_leases(self, now: datetime, limit: int) -> list[Job]:
+        self._hint_claim_plans()
         return self._restore(self._db.fetch("lock_expired_leases", now=now, limit=limit))
 
     def lock_due_jobs(self, now: datetime, limit: int) -> list[Job]:
+        self._hint_claim_plans()
         return self._restore(self._db.fetch("lock_due_jobs", now=now, limit=limit))
 
     def lock_jobs_leased_by(self, factory_name: str) -> list[Job]:
@@ -148,7 +165,9 @@ class SqlUnitOfWork:
             name = row["factory_id"]
             factory = self._factories.get(name)
             if factory is None:
-                factory = Factory.restore(row["version"], FactorySnapshot.model_validate_json(row["snapshot"]))
+                factory = Factory.restore(
+                    row["version"], FactorySnapshot.model_validate_json(row["snapshot"])
+                )
                 self._factories[name] = factory
                 self._order.append(factory)
             out.append(factory)

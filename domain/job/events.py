@@ -31,7 +31,8 @@ class JobEvent(DomainEvent):
 class JobSubmitted(CreationEvent, JobEvent):
     tenant: str
     spec: JobSpec
-    content_hash: str
+    content_hash: str | None
+    """Set when the job has an idempotency key (the only time contents are compared)."""
     deps: tuple[Dependency, ...]
     """Resolved dependencies (soft milestones filled in)."""
     state: JobState

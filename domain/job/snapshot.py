@@ -15,7 +15,7 @@ from domain.job.states import JobState
 
 class JobSnapshot(Frozen):
     tenant: str
-    content_hash: str
+    content_hash: str | None
     deps: tuple[Dependency, ...]
     state: JobState
     epoch: int

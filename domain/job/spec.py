@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -72,6 +72,9 @@ class BackoffKind(StrEnum):
 class JobKind(StrEnum):
     LEAF = "leaf"
     COMPOSITE = "composite"
+
+
+_DEPENDENCY_MODES = frozenset(m.value for m in DependencyMode)
 
 
 class DependencySpec(Frozen):
@@ -152,7 +155,7 @@ class JobSpec(Frozen):
             return data
         data = dict(data)
         mode = data.pop("deps_mode", None) or DependencyMode.HARD
-        if mode not in {m.value for m in DependencyMode}:
+        if mode not in _DEPENDENCY_MODES:
             raise ValueError("deps_mode must be 'hard' or 'soft'")
         if "deps" not in data:
             return data
@@ -193,6 +196,10 @@ class JobSpec(Frozen):
 
     def content_hash(self) -> str:
         """Hash of everything but the idempotency key: equal intent, equal hash."""
+        return self._content_hash
+
+    @cached_property
+    def _content_hash(self) -> str:
         body = self.model_dump(mode="json", exclude={"idempotency_key"})
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -242,6 +249,4 @@ class Artifact(Frozen):
     kind: Name = "file"
 
 
-FailureReason = Literal[
-    "non_retryable", "attempts_exhausted", "budget_exhausted", "dependency_failed"
-]
+FailureReason = Literal["non_retryable", "attempts_exhausted", "budget_exhausted", "dependency_failed"]

@@ -1,6 +1,13 @@
 -- Read models written in the same transaction as the events (see projections/).
 -- Every row is a function of one aggregate's state: `fleetlog projections verify`
 -- rebuilds them from the log and compares.
+--
+-- Documents (spec, snapshot, insights...) are JSON kept as text: Fleetlog never queries
+-- inside them on a hot path and text streams through COPY without re-encoding; cast
+-- with ::jsonb to inspect them by hand.
+--
+-- The queue and lease tables churn (a row per job passes through each): autovacuum and
+-- autoanalyze look at them far more often than the defaults would.
 
 -- The job summary used for listing, and the hot-path snapshot (version + state) that
 -- lets a transaction change a job without replaying its stream.
@@ -22,9 +29,9 @@ CREATE TABLE fleet_jobs (
     available_at timestamptz,
     lease_factory_id text,
     lease_expires_at timestamptz,
-    spec jsonb NOT NULL,
-    snapshot jsonb NOT NULL
-);
+    spec text NOT NULL,
+    snapshot text NOT NULL
+) WITH (fillfactor = 90);
 CREATE INDEX fleet_jobs_tenant_created ON fleet_jobs (tenant, created_at, job_id);
 CREATE INDEX fleet_jobs_tenant_state_created ON fleet_jobs (tenant, state, created_at, job_id);
 CREATE INDEX fleet_jobs_created ON fleet_jobs (created_at, job_id);
@@ -41,6 +48,11 @@ CREATE TABLE fleet_queue (
     available_at timestamptz NOT NULL,
     capabilities text[] NOT NULL,
     has_deps boolean NOT NULL
+) WITH (
+    autovacuum_vacuum_threshold = 200,
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_analyze_threshold = 200,
+    autovacuum_analyze_scale_factor = 0.02
 );
 CREATE INDEX fleet_queue_tenant_order ON fleet_queue (tenant, priority, available_at, job_id);
 CREATE INDEX fleet_queue_order ON fleet_queue (priority, available_at, job_id);
@@ -55,6 +67,11 @@ CREATE TABLE fleet_leases (
     granted_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
     last_renewed_at timestamptz
+) WITH (
+    autovacuum_vacuum_threshold = 200,
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_analyze_threshold = 200,
+    autovacuum_analyze_scale_factor = 0.02
 );
 CREATE INDEX fleet_leases_expiry ON fleet_leases (expires_at, job_id);
 CREATE INDEX fleet_leases_factory ON fleet_leases (factory_id);
@@ -89,8 +106,8 @@ CREATE TABLE fleet_runs (
     ended_at timestamptz,
     outcome text,
     error_kind text,
-    insights jsonb,
-    artifacts jsonb NOT NULL,
+    insights text,
+    artifacts text NOT NULL,
     PRIMARY KEY (job_id, attempt)
 );
 
@@ -105,7 +122,7 @@ CREATE TABLE fleet_factories (
     last_heartbeat_at timestamptz NOT NULL,
     registered_at timestamptz NOT NULL,
     version bigint NOT NULL,
-    snapshot jsonb NOT NULL
+    snapshot text NOT NULL
 );
 
 -- Immutable, versioned profiles per tenant.
@@ -115,7 +132,7 @@ CREATE TABLE fleet_profiles (
     name text NOT NULL,
     version int NOT NULL,
     content_hash text NOT NULL,
-    content jsonb NOT NULL,
+    content text NOT NULL,
     registered_at timestamptz NOT NULL,
     UNIQUE (tenant, name, version)
 );
