@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict
 class DomainEvent(BaseModel, CanMutateAggregate[UUID]):
     """A fact that happened to one aggregate, at ``originator_version``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan=False: JSON would store NaN/Infinity (in a checkpoint, say) as null,
+    # and the replayed aggregate would differ from the live one.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     originator_id: UUID
     originator_version: int

@@ -13,7 +13,7 @@ from eventsourcing.domain import BaseAggregate
 from pydantic import Field, JsonValue
 
 from domain.events import CreationEvent
-from domain.job.spec import Frozen, Name
+from domain.job.spec import Frozen, JsonObject, Name
 from domain.transitions import INITIAL, Transition, TransitionTable
 
 PROFILE_NAMESPACE = uuid5(NAMESPACE_URL, "https://fleetlog.dev/profile")
@@ -30,7 +30,7 @@ class ProfileState(StrEnum):
 class ProfileSpec(Frozen):
     name: Name
     version: int = Field(ge=1)
-    content: dict[str, JsonValue] = Field(default_factory=dict)
+    content: JsonObject = Field(default_factory=dict)
 
     def content_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.content, sort_keys=True).encode()).hexdigest()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -54,8 +56,28 @@ def _priority(value: Any) -> Any:
 Priority = Annotated[int, BeforeValidator(_priority), Field(ge=0, le=100)]
 
 
+def _finite(value: Any) -> Any:
+    """Refuse NaN and +/-Infinity anywhere in a JSON value: JSON cannot hold them (pydantic
+    writes them as null), so the stored event would differ from the live aggregate."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("NaN and Infinity cannot be stored; use a finite number or null")
+    if isinstance(value, dict):
+        for item in value.values():
+            _finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _finite(item)
+    return value
+
+
+JsonObject = Annotated[dict[str, JsonValue], AfterValidator(_finite)]
+"""A JSON object with finite numbers only (``allow_inf_nan`` does not reach JsonValue
+when parsing JSON text, so the check is explicit)."""
+
+
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan=False: a NaN or Infinity would be stored as null (see ``_finite``).
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class DependencyMode(StrEnum):
@@ -140,7 +162,7 @@ class JobSpec(Frozen):
     capabilities: tuple[Name, ...] = Field(default=(), max_length=MAX_CAPABILITIES)
     deps: tuple[Dependency, ...] = Field(default=(), max_length=MAX_DEPENDENCIES)
     run_at: AwareDatetime | None = None
-    payload: dict[str, JsonValue] = Field(default_factory=dict)
+    payload: JsonObject = Field(default_factory=dict)
     retry: RetryPolicy = RetryPolicy()
     lease_seconds: float = Field(default=60.0, gt=0, le=86_400)
     budget: Budget | None = None
@@ -154,8 +176,12 @@ class JobSpec(Frozen):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        mode = data.pop("deps_mode", None) or DependencyMode.HARD
-        if mode not in _DEPENDENCY_MODES:
+        mode = data.pop("deps_mode", None)
+        if mode is None:
+            mode = DependencyMode.HARD
+        # Check the type first: an unhashable value (a list) would make ``in`` raise a
+        # TypeError, which pydantic does not turn into a ValidationError.
+        if not isinstance(mode, str) or mode not in _DEPENDENCY_MODES:
             raise ValueError("deps_mode must be 'hard' or 'soft'")
         if "deps" not in data:
             return data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,7 @@ def _assert_exactly_once_without_overlap(settings: Settings, ids: list) -> None:
                     intervals.append([h.at, None])
                 elif h.type in ("JobSucceeded", "AttemptFailed", "LeaseExpired", "LeaseReleased"):
                     intervals[-1][1] = h.at
-            for (_, end), (nxt, _) in zip(intervals, intervals[1:], strict=False):
+            for (_, end), (nxt, _) in pairwise(intervals):
                 assert end is not None and end <= nxt
         assert fleet.verify_projections(WORKER).ok
     finally:
