@@ -258,7 +258,10 @@ class Job(BaseAggregate[UUID]):
         if budget is None:
             return False
         runs = self.runs[self.attempt_base :] if self.attempt_base else self.runs
-        insights = [r.insights for r in runs if r.insights is not None]
+        # ``extra`` is the open run's final usage: it replaces that run's interim insights
+        # (as ``_end_run`` will), so they must not be counted as well.
+        replaced = runs[-1] if extra is not None and runs and runs[-1].outcome is None else None
+        insights = [r.insights for r in runs if r.insights is not None and r is not replaced]
         if extra is not None:
             insights.append(extra)
         cost = sum(i.cost_usd for i in insights)

@@ -83,7 +83,7 @@ class FleetMachine(RuleBasedStateMachine):
         lease=st.sampled_from([5, 30]),
         delay=st.sampled_from([None, 10]),
     )
-    def submit(self, who, key, payload, phases, attempts, lease, delay):
+    def submit(self, who, key, payload, phases, attempts, lease, delay):  # noqa: PLR0917 (hypothesis draws each)
         spec = {
             "payload": {"v": payload},
             "phases": phases,
