@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
+from eventsourcing import persistence as es
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.store.migrate import migrate_postgres, migrate_sqlite
+from adapters.store.migrate import MigrationError, migrate_postgres, migrate_sqlite
 from adapters.system import SystemClock, SystemRandom, Uuid7Ids
 from coordinator.context import Context
+from coordinator.errors import Unavailable
 from coordinator.fleet import Fleet
 from coordinator.ports import Clock, IdGenerator, RandomSource, Store
 from coordinator.reaper import ReaperConfig
@@ -52,26 +57,46 @@ class Settings(BaseModel):
         return f"sqlite {self.sqlite_path}"
 
 
+@contextmanager
+def _opening(settings: Settings) -> Iterator[None]:
+    """Failures to reach or prepare the store, as coordinator errors that say what to do."""
+    try:
+        yield
+    except MigrationError as exc:
+        raise Unavailable(f"{settings.describe()}: {exc}") from exc
+    except (OSError, sqlite3.Error, psycopg.Error, es.PersistenceError) as exc:
+        hint = (
+            "check DATABASE_URL and that PostgreSQL accepts connections"
+            if settings.database_url
+            else "check that the data directory is writable"
+        )
+        text = str(exc).strip()
+        detail = text.splitlines()[0] if text else type(exc).__name__
+        raise Unavailable(f"cannot open {settings.describe()}: {detail}; {hint}") from exc
+
+
 def migrate(settings: Settings) -> list[str]:
-    if settings.database_url:
-        done = migrate_postgres(settings.database_url)
-    else:
-        done = migrate_sqlite(settings.sqlite_path)
+    with _opening(settings):
+        if settings.database_url:
+            done = migrate_postgres(settings.database_url)
+        else:
+            done = migrate_sqlite(settings.sqlite_path)
     return [f"{m.version:04d}_{m.name}" for m in done]
 
 
 def build_store(settings: Settings) -> Store:
     if settings.migrate:
         migrate(settings)
-    if settings.database_url:
-        from adapters.store.postgres import PostgresStore
+    with _opening(settings):
+        if settings.database_url:
+            from adapters.store.postgres import PostgresStore
 
-        return PostgresStore(
-            settings.database_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow
-        )
-    from adapters.store.sqlite import SQLiteStore
+            return PostgresStore(
+                settings.database_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow
+            )
+        from adapters.store.sqlite import SQLiteStore
 
-    return SQLiteStore(settings.sqlite_path)
+        return SQLiteStore(settings.sqlite_path)
 
 
 def build_app(

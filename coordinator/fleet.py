@@ -35,6 +35,7 @@ from coordinator.views import (
 from domain.factory import FactoryReport
 from domain.job import JobSpec
 from domain.job.spec import Artifact, ErrorInfo, RunInsights
+from domain.profile import ProfileSpec
 
 
 class Fleet:
@@ -70,6 +71,9 @@ class Fleet:
 
     def requeue(self, identity: Identity, job_id: UUID) -> JobView:
         return self.operations.requeue(identity, job_id)
+
+    def register_profile(self, identity: Identity, spec: ProfileSpec | Mapping[str, Any]) -> dict[str, Any]:
+        return self.profiles.register(identity, spec)
 
     # workers
     def claim(self, identity: Identity, request: ClaimRequest) -> list[ClaimedJob]:

@@ -178,3 +178,13 @@ class NotDue(DomainError):
         super().__init__(
             f"job {job_id} is not due before {available_at}", job_id=job_id, available_at=available_at
         )
+
+
+class InvalidLease(DomainError):
+    code = "invalid-lease"
+
+    def __init__(self, seconds: float):
+        super().__init__(
+            f"a lease of {seconds} seconds is not allowed: use more than 0 and at most 86400",
+            lease_seconds=seconds,
+        )

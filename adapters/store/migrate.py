@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS fleet_schema_migrations (
 
 def migrate_postgres(url: str) -> list[Migration]:
     """Apply pending migrations in one transaction; returns what was applied."""
-    with psycopg.connect(url, autocommit=False) as conn:
+    with psycopg.connect(url, autocommit=False, connect_timeout=10) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         conn.execute(_CREATE_TRACKING)
         rows = conn.execute("SELECT version, checksum FROM fleet_schema_migrations").fetchall()

@@ -273,7 +273,8 @@ def postgres_env(url: str, pool_size: int = 5, max_overflow: int = 10) -> dict[s
         "POSTGRES_PASSWORD": unquote(parsed.password or ""),
         "POSTGRES_POOL_SIZE": str(pool_size),
         "POSTGRES_MAX_OVERFLOW": str(max_overflow),
-        "POSTGRES_CONNECT_TIMEOUT": "30",
+        # Seconds to wait for a pooled connection (the library calls it a connect timeout).
+        "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_PRE_PING": "y",
     }
 

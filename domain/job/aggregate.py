@@ -13,7 +13,14 @@ from uuid import UUID
 
 from eventsourcing.domain import BaseAggregate
 
-from domain.errors import LeaseNotExpired, NotDue, RequeueRefused, StaleEpoch, UnknownPhase
+from domain.errors import (
+    InvalidLease,
+    LeaseNotExpired,
+    NotDue,
+    RequeueRefused,
+    StaleEpoch,
+    UnknownPhase,
+)
 from domain.job import events as e
 from domain.job.snapshot import JobSnapshot
 from domain.job.spec import Artifact, Dependency, ErrorInfo, JobSpec, RunInsights
@@ -124,6 +131,7 @@ class Job(BaseAggregate[UUID]):
     # ------------------------------------------------------------------- leases
 
     def grant_lease(self, factory_id: str, lease_seconds: float, now: datetime) -> None:
+        _check_lease(lease_seconds)
         self._trigger(
             e.LeaseGranted,
             now,
@@ -137,8 +145,9 @@ class Job(BaseAggregate[UUID]):
         if self.state is S.CANCELLED and self.cancelled_epoch == epoch:
             # The holder learns of the cancel on its next renewal (no event: nothing changed).
             return RenewOutcome(expires_at=None, cancel_requested=True)
-        self._fence(epoch, "renew", now)
         seconds = self.spec.lease_seconds if lease_seconds is None else lease_seconds
+        _check_lease(seconds)
+        self._fence(epoch, "renew", now)
         expires_at = now + timedelta(seconds=seconds)
         self._trigger(e.LeaseRenewed, now, epoch=epoch, expires_at=expires_at)
         return RenewOutcome(expires_at=expires_at, cancel_requested=False)
@@ -458,6 +467,14 @@ class Job(BaseAggregate[UUID]):
         for name in _SNAPSHOT_STATE:
             setattr(job, name, getattr(snapshot, name))
         return job
+
+
+MAX_LEASE_SECONDS = 86_400
+
+
+def _check_lease(seconds: float) -> None:
+    if not 0 < seconds <= MAX_LEASE_SECONDS:  # also refuses NaN
+        raise InvalidLease(seconds)
 
 
 _SNAPSHOT_STATE = tuple(n for n in JobSnapshot.model_fields if n not in ("created_on", "modified_on"))

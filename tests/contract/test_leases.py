@@ -8,7 +8,7 @@ import pytest
 
 from coordinator.errors import NotFound
 from coordinator.fleet import Fleet
-from domain.errors import IllegalTransition, StaleEpoch, UnknownPhase
+from domain.errors import IllegalTransition, InvalidLease, StaleEpoch, UnknownPhase
 from domain.job.spec import Artifact, ErrorInfo, RunInsights
 from tests.contract.helpers import claim_one, history_types, submit
 from tests.support import FakeClock, tenant
@@ -140,3 +140,12 @@ def test_terminal_jobs_refuse_further_transitions(fleet: Fleet) -> None:
         fleet.cancel(ACME, job)
     with pytest.raises(NotFound):
         fleet.succeed(ACME, __import__("uuid").uuid4(), 1)
+
+
+@pytest.mark.parametrize("seconds", [-100, 0, 86_401, float("nan"), 1e12])
+def test_absurd_lease_lengths_are_refused(fleet: Fleet, seconds: float) -> None:
+    job = submit(fleet, ACME)
+    c = claim_one(fleet, ACME)
+    with pytest.raises(InvalidLease):
+        fleet.renew(ACME, job, c.epoch, lease_seconds=seconds)
+    assert history_types(fleet, ACME, job) == ["JobSubmitted", "LeaseGranted"]

@@ -1,0 +1,1 @@
+"""The ``fleetlog`` command line (entry point: ``adapters.cli.main:main``)."""
