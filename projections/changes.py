@@ -5,15 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from domain.job import Job
 from projections.factory_rows import FactoryRow, ProfileRow
 from projections.job_rows import (
     EdgeRow,
     IdempotencyRow,
+    JobParts,
     JobRow,
     JobRows,
     LeaseRow,
     QueueRow,
     RunRow,
+    job_parts,
+    job_row,
+    job_rows,
+    run_row,
 )
 
 
@@ -41,36 +47,36 @@ class ViewChanges:
     factories_upsert: list[FactoryRow] = field(default_factory=list)
     profiles_insert: list[ProfileRow] = field(default_factory=list)
 
-    def add_job(self, before: JobRows | None, after: JobRows) -> None:
-        """Record what changes between a job's rows before and after the transaction."""
+    def add_job(self, before: JobParts | None, job: Job) -> None:
+        """Record the rows that change between a job as loaded (``before``; None for a new
+        job) and as it is now. Only changed rows are written; runs are compared as value
+        objects, so an unchanged run is never re-serialised."""
         if before is None:
-            self._add_new_job(after)
+            self._add_new_job(job_rows(job))
             return
-        self.jobs_update.append(after.job)
-        old_queue = before.queue
-        if after.queue != old_queue:
+        self.jobs_update.append(job_row(job))
+        after = job_parts(job)
+        if after.queue != before.queue:
             if after.queue is not None:
                 self.queue_upsert.append(after.queue)
             else:
-                self.queue_delete.append(after.job.job_id)
-        old_lease = before.lease
-        if after.lease != old_lease:
+                self.queue_delete.append(job.id)
+        if after.lease != before.lease:
             if after.lease is not None:
                 self.leases_upsert.append(after.lease)
             else:
-                self.leases_delete.append(after.job.job_id)
-        old_idem = before.idempotency
-        if after.idempotency != old_idem:
-            if old_idem is not None:
-                self.idempotency_delete.append(old_idem)
+                self.leases_delete.append(job.id)
+        if after.idempotency != before.idempotency:
+            if before.idempotency is not None:
+                self.idempotency_delete.append(before.idempotency)
             if after.idempotency is not None:
                 self.idempotency_upsert.append(after.idempotency)
-        old_edges = set(before.edges)
-        new_edges = set(after.edges)
-        self.edges_delete.extend(old_edges - new_edges)
-        self.edges_insert.extend(e for e in after.edges if e not in old_edges)
-        old_runs = {r.attempt: r for r in before.runs}
-        self.runs_upsert.extend(r for r in after.runs if old_runs.get(r.attempt) != r)
+        if after.edges != before.edges:
+            old_edges, new_edges = set(before.edges), set(after.edges)
+            self.edges_delete.extend(e for e in before.edges if e not in new_edges)
+            self.edges_insert.extend(e for e in after.edges if e not in old_edges)
+        old_runs = set(before.runs)
+        self.runs_upsert.extend(run_row(job, r) for r in job.runs if r not in old_runs)
 
     def _add_new_job(self, rows: JobRows) -> None:
         # Only inserts, which a backend may stream in bulk (PostgreSQL COPY).

@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic_core import to_json
 
 from domain.job import Job
+from domain.job.state_values import Run
 from domain.job.states import WAITING, JobState
 
 
@@ -127,13 +128,35 @@ class JobRows:
 
 
 def job_rows(job: Job) -> JobRows:
+    """Every row the job contributes to the views."""
+    parts = job_parts(job)
+    runs = tuple(run_row(job, r) for r in job.runs)
+    return JobRows(job_row(job), parts.queue, parts.lease, parts.idempotency, parts.edges, runs)
+
+
+@dataclass(frozen=True, slots=True)
+class JobParts:
+    """The cheap-to-compute rows of a job, and its runs as value objects: what a unit of
+    work remembers of a job as loaded, to write only the rows a transaction changes."""
+
+    queue: QueueRow | None
+    lease: LeaseRow | None
+    idempotency: IdempotencyRow | None
+    edges: tuple[EdgeRow, ...]
+    runs: tuple[Run, ...]
+
+
+def job_parts(job: Job) -> JobParts:
+    return JobParts(queue_row(job), lease_row(job), idempotency_row(job), edge_rows(job), job.runs)
+
+
+def job_row(job: Job) -> JobRow:
     spec = job.spec
     lease = job.lease
-    state = job.state
-    job_row = JobRow(
+    return JobRow(
         job_id=job.id,
         tenant=job.tenant,
-        state=str(state),
+        state=str(job.state),
         kind=str(spec.kind),
         queue=spec.queue,
         priority=spec.priority,
@@ -151,47 +174,61 @@ def job_rows(job: Job) -> JobRows:
         spec_json=spec.json_text,
         snapshot_json=to_json(job.snapshot_fields()).decode(),
     )
-    queue_row = None
-    if state in WAITING and job.available_at is not None:
-        queue_row = QueueRow(
-            job_id=job.id,
-            tenant=job.tenant,
-            queue=spec.queue,
-            priority=spec.priority,
-            state=str(state),
-            available_at=job.available_at,
-            capabilities=spec.capabilities,
-            has_deps=bool(job.deps),
-        )
-    lease_row = None
-    if lease is not None:
-        lease_row = LeaseRow(
-            job_id=job.id,
-            tenant=job.tenant,
-            factory_id=lease.factory_id,
-            epoch=lease.epoch,
-            granted_at=lease.granted_at,
-            expires_at=lease.expires_at,
-            last_renewed_at=lease.last_renewed_at,
-        )
-    idem = None
-    if spec.idempotency_key is not None and state is not JobState.SUPERSEDED:
-        idem = IdempotencyRow(job.tenant, spec.idempotency_key, job.id, job.content_hash or "")
-    edges = tuple(EdgeRow(job.id, d.job_id, str(d.mode), d.milestone) for d in job.deps)
-    runs = tuple(
-        RunRow(
-            job_id=job.id,
-            attempt=r.attempt,
-            tenant=job.tenant,
-            epoch=r.epoch,
-            factory_id=r.factory_id,
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-            outcome=r.outcome,
-            error_kind=r.error_kind,
-            insights_json=None if r.insights is None else r.insights.model_dump_json(),
-            artifacts_json="[" + ",".join(a.model_dump_json() for a in r.artifacts) + "]",
-        )
-        for r in job.runs
+
+
+def queue_row(job: Job) -> QueueRow | None:
+    if job.state not in WAITING or job.available_at is None:
+        return None
+    spec = job.spec
+    return QueueRow(
+        job_id=job.id,
+        tenant=job.tenant,
+        queue=spec.queue,
+        priority=spec.priority,
+        state=str(job.state),
+        available_at=job.available_at,
+        capabilities=spec.capabilities,
+        has_deps=bool(job.deps),
     )
-    return JobRows(job_row, queue_row, lease_row, idem, edges, runs)
+
+
+def lease_row(job: Job) -> LeaseRow | None:
+    lease = job.lease
+    if lease is None:
+        return None
+    return LeaseRow(
+        job_id=job.id,
+        tenant=job.tenant,
+        factory_id=lease.factory_id,
+        epoch=lease.epoch,
+        granted_at=lease.granted_at,
+        expires_at=lease.expires_at,
+        last_renewed_at=lease.last_renewed_at,
+    )
+
+
+def idempotency_row(job: Job) -> IdempotencyRow | None:
+    key = job.spec.idempotency_key
+    if key is None or job.state is JobState.SUPERSEDED:
+        return None
+    return IdempotencyRow(job.tenant, key, job.id, job.content_hash or "")
+
+
+def edge_rows(job: Job) -> tuple[EdgeRow, ...]:
+    return tuple(EdgeRow(job.id, d.job_id, str(d.mode), d.milestone) for d in job.deps)
+
+
+def run_row(job: Job, run: Run) -> RunRow:
+    return RunRow(
+        job_id=job.id,
+        attempt=run.attempt,
+        tenant=job.tenant,
+        epoch=run.epoch,
+        factory_id=run.factory_id,
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        outcome=run.outcome,
+        error_kind=run.error_kind,
+        insights_json=None if run.insights is None else run.insights.model_dump_json(),
+        artifacts_json="[" + ",".join(a.model_dump_json() for a in run.artifacts) + "]",
+    )

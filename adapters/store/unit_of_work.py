@@ -23,7 +23,7 @@ from domain.job.states import JobState
 from domain.profile import Profile
 from projections.changes import ViewChanges
 from projections.factory_rows import ProfileRow, factory_row, profile_row
-from projections.job_rows import IdempotencyRow, JobRows, job_rows
+from projections.job_rows import IdempotencyRow, JobParts, job_parts
 
 
 class Cursor(Protocol):
@@ -44,7 +44,7 @@ class SqlUnitOfWork:
         self._v = cursor.values
         self._specs = specs
         self._jobs: dict[UUID, Job] = {}
-        self._before: dict[UUID, JobRows | None] = {}
+        self._before: dict[UUID, JobParts | None] = {}
         self._factories: dict[str, Factory] = {}
         self._order: list[Any] = []
         self._hinted = False
@@ -58,11 +58,11 @@ class SqlUnitOfWork:
             job = self._jobs.get(job_id)
             if job is None:
                 job = decode_job(row, self._v, self._specs)
-                self._track(job, job_rows(job))
+                self._track(job, job_parts(job))
             jobs.append(job)
         return jobs
 
-    def _track(self, job: Job, before: JobRows | None) -> None:
+    def _track(self, job: Job, before: JobParts | None) -> None:
         self._jobs[job.id] = job
         self._before[job.id] = before
         self._order.append(job)
@@ -215,7 +215,7 @@ class SqlUnitOfWork:
                 continue
             events.extend(pending)
             if isinstance(agg, Job):
-                changes.add_job(self._before[agg.id], job_rows(agg))
+                changes.add_job(self._before[agg.id], agg)
                 if self._before[agg.id] is None:
                     self._specs.put(agg.id, agg.spec)
             elif isinstance(agg, Factory):
