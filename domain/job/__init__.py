@@ -1,5 +1,7 @@
 """The Job aggregate: spec, states, events, transition table, commands."""
 
+from __future__ import annotations
+
 from domain.job.aggregate import Job, RenewOutcome
 from domain.job.snapshot import JobSnapshot
 from domain.job.spec import JobSpec
