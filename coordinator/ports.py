@@ -23,6 +23,24 @@ from projections.job_rows import IdempotencyRow, JobRow, RunRow
 from projections.rebuild import ViewSet
 
 
+class WorkSignal(Protocol):
+    """Tells a waiting claimer that claimable work may have arrived."""
+
+    def arm(self) -> None:
+        """Start listening (if not yet) before looking for work, so nothing is missed."""
+        ...
+
+    def wait(self, timeout: float) -> None:
+        """Return when work may have arrived, on ``interrupt()``, or after ``timeout``."""
+        ...
+
+    def work_found(self) -> None: ...
+
+    def interrupt(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -145,5 +163,9 @@ class Store(Protocol):
         ...
 
     def ping(self) -> None: ...
+
+    def work_signal(self, queues: Collection[str] | None = None) -> WorkSignal:
+        """A new signal for one waiter (LISTEN on PostgreSQL, polling on SQLite)."""
+        ...
 
     def close(self) -> None: ...

@@ -92,3 +92,9 @@ class ViewChanges:
 
     def is_empty(self) -> bool:
         return not any(getattr(self, name) for name in self.__dataclass_fields__)
+
+
+def newly_claimable_queues(changes: ViewChanges) -> set[str]:
+    """Queues in which this change made a job claimable now (a claimer waiting on them
+    should look again); jobs that will only be due later are not counted."""
+    return {r.queue for r in (*changes.queue_insert, *changes.queue_upsert) if r.state == "queued"}

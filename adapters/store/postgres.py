@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
@@ -30,10 +30,12 @@ from psycopg.sql import SQL, Identifier
 from adapters.eventstore.application import EVENTS_TABLE
 from adapters.sql import queries
 from adapters.store.codecs import utc
+from adapters.store.signals import QUEUE_CHANNEL, PgListener
 from adapters.store.sql_store import SqlStore
 from adapters.store.view_writer import apply_changes
 from coordinator.errors import Conflict, Unavailable
-from projections.changes import ViewChanges
+from coordinator.ports import WorkSignal
+from projections.changes import ViewChanges, newly_claimable_queues
 
 # Errors a re-run of the same transaction can cure.
 _RETRYABLE = (
@@ -251,6 +253,10 @@ class FleetPostgresRecorder(PostgresApplicationRecorder):
         views: ViewChanges | None = kwargs.get("views")
         if views is not None:
             apply_changes(PgCursor(curs), views)
+            queues = newly_claimable_queues(views)
+            if queues:
+                # Delivered at commit, once per transaction, to workers LISTENing for work.
+                curs.execute("SELECT pg_notify(%s, %s)", (QUEUE_CHANNEL, ",".join(sorted(queues))))
 
     def write(
         self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], views: ViewChanges
@@ -307,6 +313,7 @@ class PostgresStore(SqlStore):
 
     def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10):
         super().__init__(postgres_env(url, pool_size, max_overflow))
+        self.url = url
         self.datastore: PostgresDatastore = self.app.recorder.datastore  # type: ignore[attr-defined]
         self.recorder: FleetPostgresRecorder = self.app.recorder  # type: ignore[assignment]
 
@@ -341,3 +348,6 @@ class PostgresStore(SqlStore):
     def ping(self) -> None:
         with self._reader() as cursor:
             cursor.cursor.execute("SELECT 1")
+
+    def work_signal(self, queues: Collection[str] | None = None) -> WorkSignal:
+        return PgListener(self.url, QUEUE_CHANNEL, queues)

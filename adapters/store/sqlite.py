@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +24,11 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 
 from adapters.eventstore.application import EVENTS_TABLE
 from adapters.sql import queries
+from adapters.store.signals import PollBackoff
 from adapters.store.sql_store import SqlStore
 from adapters.store.view_writer import apply_changes
 from coordinator.errors import Conflict, Unavailable
+from coordinator.ports import WorkSignal
 from projections.changes import ViewChanges
 
 
@@ -164,3 +166,7 @@ class SQLiteStore(SqlStore):
     def ping(self) -> None:
         with self._reader() as c:
             c.cursor.execute("SELECT 1")
+
+    def work_signal(self, queues: Collection[str] | None = None) -> WorkSignal:
+        # SQLite cannot notify another process: poll, backing off while idle.
+        return PollBackoff()

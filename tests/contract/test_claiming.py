@@ -140,3 +140,10 @@ def test_claim_leases_carry_the_claims_lease_length(fleet: Fleet, clock: FakeClo
     shorter = claim_one(fleet, ACME, lease_seconds=7)
     assert default.lease_expires_at == clock.now() + timedelta(seconds=100)
     assert shorter.lease_expires_at == clock.now() + timedelta(seconds=7)
+
+
+def test_a_claim_can_start_its_jobs_in_the_same_transaction(fleet: Fleet) -> None:
+    job = submit(fleet, ACME)
+    claimed = claim_one(fleet, ACME, start=True)
+    assert claimed.job.state == "running"
+    assert history_types(fleet, ACME, job) == ["JobSubmitted", "LeaseGranted", "JobStarted"]

@@ -1,0 +1,105 @@
+"""The completer: batches finished attempts into one ``complete()`` call (River's
+batched completer). The first outcome of a batch waits ``completion_flush_ms`` for
+company, or less if the batch fills up; one transaction then carries them all."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+
+from adapters.worker.config import WorkerConfig
+from adapters.worker.port import FleetPort
+from adapters.worker.stats import StatsRecorder
+from coordinator.errors import Conflict, Unavailable
+from coordinator.reporting import Completion
+from domain.errors import DomainError
+
+log = logging.getLogger("fleetlog.worker.completer")
+
+FLUSH_ATTEMPTS = 6
+"""A batch the store keeps refusing as busy is given up after this many tries (about
+6 s); its leases then expire and the jobs run again."""
+
+
+class Completer:
+    def __init__(self, port: FleetPort, config: WorkerConfig, stats: StatsRecorder):
+        self._port = port
+        self._flush_seconds = config.completion_flush_ms / 1000
+        self._batch_max = config.completion_batch_max
+        self._stats = stats
+        self._queue: queue.Queue[Completion | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, completion: Completion) -> None:
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._queue.put(completion)
+        if closed:
+            self._flush([completion])  # the thread is gone: send it from here
+
+    def stop(self) -> None:
+        """Flush what is queued, then end ``run``. The stop marker is queued under the
+        lock ``submit`` takes, so every outcome queued before it is flushed."""
+        with self._lock:
+            self._closed = True
+            self._queue.put(None)
+
+    def run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stopping = self._gather(first)
+            self._flush(batch)
+            if stopping:
+                return
+
+    def _gather(self, first: Completion) -> tuple[list[Completion], bool]:
+        batch = [first]
+        deadline = time.monotonic() + self._flush_seconds
+        while len(batch) < self._batch_max:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _flush(self, batch: Sequence[Completion]) -> None:
+        for attempt in range(FLUSH_ATTEMPTS):
+            try:
+                results = self._port.complete(batch)
+                break
+            except (Conflict, Unavailable) as exc:
+                log.warning("reporting %d outcome(s) failed, retrying: %s", len(batch), exc)
+                time.sleep(min(0.1 * 2**attempt, 2.0))
+            except DomainError as exc:
+                log.error("the coordinator refused %d outcome(s): %s", len(batch), exc)
+                return
+        else:
+            log.error(
+                "gave up reporting %d outcome(s); their leases will expire and they run again", len(batch)
+            )
+            return
+        self._stats.flushed(len(batch))
+        for completion, result in zip(batch, results, strict=True):
+            if result.ok:
+                self._stats.add(**{completion.outcome: 1})
+            elif result.error is not None and result.error.code == "stale-epoch":
+                self._stats.add(lost=1)
+                log.warning(
+                    "job %s: outcome refused, the lease (epoch %d) was lost: %s",
+                    completion.job_id,
+                    completion.epoch,
+                    result.error.message,
+                )
+            else:
+                log.error("job %s: outcome refused: %s", completion.job_id, result.error)

@@ -1,0 +1,62 @@
+"""``WorkerConfig``: validated, with named defaults (River's shape)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from coordinator.reporting import MAX_COMPLETIONS
+from domain.job.spec import MAX_CAPABILITIES, Name
+
+DEFAULT_CONCURRENCY = 4
+DEFAULT_RENEW_FRACTION = 1 / 3
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+DEFAULT_HEARTBEAT_TIMEOUT = 30.0
+DEFAULT_COMPLETION_FLUSH_MS = 20.0
+DEFAULT_COMPLETION_BATCH_MAX = 100
+DEFAULT_GRACE_SECONDS = 10.0
+DEFAULT_IDLE_POLL_SECONDS = 0.5
+DEFAULT_CLAIM_COOLDOWN_SECONDS = 0.01
+
+Seconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+class WorkerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    factory_id: Name
+    """The factory (worker host) this worker claims and heartbeats as."""
+    capabilities: tuple[Name, ...] = Field(default=(), max_length=MAX_CAPABILITIES)
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_CONCURRENCY
+    """Handler threads; the worker never holds more leases than this."""
+    queues: tuple[Name, ...] | None = None
+    """Claim only these queues (each needs a handler); None: the handlers' queues."""
+    lease_seconds: Seconds | None = None
+    """Lease length asked for on claim and renewal; None: each job's own."""
+    renew_fraction: Annotated[float, Field(gt=0, lt=1)] = DEFAULT_RENEW_FRACTION
+    """Renew a lease after this fraction of its length has passed."""
+    heartbeat_interval: Seconds = DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_timeout: Seconds | None = DEFAULT_HEARTBEAT_TIMEOUT
+    """Silence after which the reaper declares the factory down; None: never."""
+    completion_flush_ms: Annotated[float, Field(ge=0, le=10_000)] = DEFAULT_COMPLETION_FLUSH_MS
+    """How long the first outcome of a batch waits for company before it is sent."""
+    completion_batch_max: Annotated[int, Field(ge=1, le=MAX_COMPLETIONS)] = DEFAULT_COMPLETION_BATCH_MAX
+    grace_seconds: Annotated[float, Field(ge=0, le=86_400)] = DEFAULT_GRACE_SECONDS
+    """On stop: how long in-flight handlers may finish before their jobs are released."""
+    idle_poll_seconds: Annotated[float, Field(gt=0, le=60)] = DEFAULT_IDLE_POLL_SECONDS
+    """Longest idle wait before claiming again (run_at and retry times send no
+    notification); it also bounds how long a stop waits for the claim loop."""
+    claim_cooldown_seconds: Annotated[float, Field(ge=0, le=10)] = DEFAULT_CLAIM_COOLDOWN_SECONDS
+    """Pause after an empty claim, so a burst of unrelated notifications is not a
+    burst of empty claims."""
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_timeout(self) -> WorkerConfig:
+        if self.heartbeat_timeout is not None and self.heartbeat_interval >= self.heartbeat_timeout:
+            raise ValueError(
+                f"heartbeat_interval ({self.heartbeat_interval}s) must be shorter than "
+                f"heartbeat_timeout ({self.heartbeat_timeout}s), or the factory is declared down "
+                "between two heartbeats"
+            )
+        return self
