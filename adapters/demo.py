@@ -387,7 +387,7 @@ def run_demo(settings: Settings, out: TextIO) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m adapters.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fleetlog demo", description=__doc__)
     parser.add_argument("--data-dir", type=Path, help="where to create the demo's fresh store")
     args = parser.parse_args(argv)
     return run_demo(Settings.from_env(os.environ, data_dir=args.data_dir), sys.stdout)

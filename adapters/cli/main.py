@@ -12,6 +12,7 @@ input (a JSON error object on stderr; argparse usage errors also exit 2), 3 a bu
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -28,6 +29,20 @@ from domain.errors import DomainError
 
 class CommandModule(Protocol):
     def register(self, commands: Subparsers) -> None: ...
+
+
+PROCESS_COMMANDS: dict[str, tuple[str, str]] = {
+    "worker": (
+        "adapters.worker.__main__",
+        "run a worker process: heartbeats, batched claims, handlers, renewals, graceful stop",
+    ),
+    "demo": (
+        "adapters.demo",
+        "the end-to-end demo on a fresh embedded store: two tenants, three workers, a zombie",
+    ),
+}
+"""Long-running programs with parsers of their own: ``fleetlog worker ...`` hands every
+argument after the command to ``<module>.main(argv)``."""
 
 
 COMMAND_MODULES: tuple[CommandModule, ...] = (
@@ -51,6 +66,8 @@ def build_parser(modules: Sequence[CommandModule] = COMMAND_MODULES) -> argparse
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for module in modules:
         module.register(commands)
+    for name, (_, help_text) in PROCESS_COMMANDS.items():
+        commands.add_parser(name, help=help_text, add_help=False)  # listed in --help; main() delegates
     return parser
 
 
@@ -72,6 +89,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], write: Callable[[s
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PROCESS_COMMANDS:
+        module = importlib.import_module(PROCESS_COMMANDS[argv[0]][0])
+        code: int = module.main(argv[1:])
+        return code
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -32,7 +32,7 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m adapters.worker", description=__doc__)
+    p = argparse.ArgumentParser(prog="fleetlog worker", description=__doc__)
     p.add_argument("--handlers", required=True, help="module:attribute naming a {queue: handler} registry")
     store = p.add_mutually_exclusive_group()
     store.add_argument("--data-dir", type=Path, help="embedded store directory (default $FLEETLOG_DATA_DIR)")

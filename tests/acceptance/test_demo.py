@@ -1,4 +1,4 @@
-"""``python -m adapters.demo`` end to end: three worker processes, a frozen zombie,
+"""``fleetlog demo`` (the README's main job) end to end: three worker processes, a frozen zombie,
 its reaped lease, the refused late write, and a clean finish."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_the_demo_tells_the_zombie_story_and_exits_0(tmp_path: Path) -> None:
     # When the demo runs on a fresh directory
     done = subprocess.run(
-        [sys.executable, "-m", "adapters.demo", "--data-dir", str(tmp_path)],
+        [str(Path(sys.executable).with_name("fleetlog")), "demo", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
