@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import BaseAggregate
 
 from domain.errors import (
+    IllegalTransition,
     InvalidLease,
     LeaseNotExpired,
     NotDue,
@@ -63,6 +64,7 @@ class Job(BaseAggregate[UUID]):
         self.supersedes: UUID | None = None
         self.cancelled_epoch: int | None = None
         self.reason: str | None = None
+        self.last_refusal: tuple[int, str] | None = None
 
     # ----------------------------------------------------------------- creation
 
@@ -120,9 +122,12 @@ class Job(BaseAggregate[UUID]):
 
     def make_ready(self, now: datetime) -> None:
         """A scheduled or failed job whose time has come becomes claimable."""
-        JOB_TRANSITIONS.check(e.JobReady, self.state)
         if self.state is S.BLOCKED:
-            raise RequeueRefused(self.id, "blocked jobs wait for their dependencies")
+            # JobReady also leaves ``blocked``, but only through unblock(): dependencies, not time.
+            raise IllegalTransition(
+                aggregate="Job", event="JobReady", state=str(self.state), allowed_from=["failed", "scheduled"]
+            )
+        JOB_TRANSITIONS.check(e.JobReady, self.state)
         if self.available_at is not None and self.available_at > now:
             raise NotDue(self.id, self.available_at.isoformat())
         reason = "retry_due" if self.state is S.FAILED else "run_at_reached"
@@ -145,9 +150,9 @@ class Job(BaseAggregate[UUID]):
         if self.state is S.CANCELLED and self.cancelled_epoch == epoch:
             # The holder learns of the cancel on its next renewal (no event: nothing changed).
             return RenewOutcome(expires_at=None, cancel_requested=True)
+        self._fence(epoch, "renew", now)
         seconds = self.spec.lease_seconds if lease_seconds is None else lease_seconds
         _check_lease(seconds)
-        self._fence(epoch, "renew", now)
         expires_at = now + timedelta(seconds=seconds)
         self._trigger(e.LeaseRenewed, now, epoch=epoch, expires_at=expires_at)
         return RenewOutcome(expires_at=expires_at, cancel_requested=False)
@@ -285,16 +290,22 @@ class Job(BaseAggregate[UUID]):
     # ---------------------------------------------------------------- helpers
 
     def _fence(self, epoch: int, command: str, now: datetime) -> None:
-        """Refuse, and record the refusal of, a write under a lease this job no longer has."""
+        """Refuse, and record the refusal of, a write under a lease this job no longer has.
+
+        A refusal identical to the one just recorded (same epoch, same command, nothing in
+        between) is refused again but not recorded again: a zombie retrying its write
+        cannot grow the job's history without bound.
+        """
         if self.holds(epoch) and self.state in LEASED:
             return
-        self._trigger(
-            e.StaleWriteRejected,
-            now,
-            presented_epoch=epoch,
-            current_epoch=self.epoch,
-            command=command,
-        )
+        if self.last_refusal != (epoch, command):
+            self._trigger(
+                e.StaleWriteRejected,
+                now,
+                presented_epoch=epoch,
+                current_epoch=self.epoch,
+                command=command,
+            )
         raise StaleEpoch(
             job_id=self.id,
             presented=epoch,
@@ -323,6 +334,8 @@ class Job(BaseAggregate[UUID]):
         row = JOB_TRANSITIONS.rows[type(event)]
         chosen = event.state if isinstance(event, e.JobSubmitted) else None
         self.state = row.target_for(self.state, chosen) or self.state
+        if not isinstance(event, e.StaleWriteRejected):
+            self.last_refusal = None
         _APPLY[type(event)](self, event)
 
     def _on_submitted(self, ev: e.JobSubmitted) -> None:
@@ -441,7 +454,7 @@ class Job(BaseAggregate[UUID]):
         self.reason = None
 
     def _on_stale_write(self, ev: e.StaleWriteRejected) -> None:
-        pass
+        self.last_refusal = (ev.presented_epoch, ev.command)
 
     # -------------------------------------------------------------- snapshots
 

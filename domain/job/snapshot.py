@@ -33,6 +33,7 @@ class JobSnapshot(Frozen):
     supersedes: UUID | None
     cancelled_epoch: int | None
     reason: str | None
+    last_refusal: tuple[int, str] | None = None
     created_on: datetime
     modified_on: datetime
 

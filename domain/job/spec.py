@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -144,12 +144,13 @@ class ProfileRef(Frozen):
     version: int = Field(ge=1)
 
 
-def _depth(value: Any, level: int = 1) -> int:
+def _depth(value: Any) -> int:
+    """Containers nested inside each other: ``{"a": 1}`` is 1, ``{"a": [1]}`` is 2."""
     if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
+        return 1 + max((_depth(v) for v in value.values()), default=0)
     if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 class JobSpec(Frozen):
@@ -206,7 +207,14 @@ class JobSpec(Frozen):
         ids = [d.job_id for d in value]
         if len(set(ids)) != len(ids):
             raise ValueError("deps lists the same job more than once")
-        return value
+        # A set of edges: ordered by id so that equal intent hashes equally.
+        return tuple(sorted(value, key=lambda d: d.job_id))
+
+    @field_validator("run_at", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # One instant, one representation (and no sub-minute offsets JSON cannot keep).
+        return None if value is None else value.astimezone(UTC)
 
     @field_validator("payload", mode="after")
     @classmethod

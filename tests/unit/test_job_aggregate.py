@@ -12,7 +12,6 @@ from domain.errors import (
     InvalidLease,
     LeaseNotExpired,
     NotDue,
-    RequeueRefused,
     StaleEpoch,
     UnknownPhase,
 )
@@ -97,7 +96,32 @@ def test_stale_epoch_is_refused_and_the_refusal_recorded(stale: int) -> None:
     assert len(job.pending_events) == count + 1
     assert isinstance(rejected, e.StaleWriteRejected)
     assert (rejected.presented_epoch, rejected.current_epoch, rejected.command) == (stale, 1, "checkpoint")
-    assert job.to_snapshot().model_copy(update={"modified_on": before.modified_on}) == before
+    # (only the bookkeeping of the last refusal moves, besides the modification time)
+    assert job.last_refusal == (stale, "checkpoint")
+    unchanged = {"modified_on": before.modified_on, "last_refusal": None}
+    assert job.to_snapshot().model_copy(update=unchanged) == before
+
+
+def test_a_retrying_zombie_is_recorded_once_per_distinct_write() -> None:
+    # Given a zombie whose write was refused and recorded
+    job = leased_job()
+    with pytest.raises(StaleEpoch):
+        job.save_checkpoint(0, {"step": 1}, at(1))
+    recorded = len(job.pending_events)
+    # When it retries the same write again and again
+    for i in range(5):
+        with pytest.raises(StaleEpoch):
+            job.save_checkpoint(0, {"step": 1}, at(2 + i))
+    # Then every retry is refused but the history grows by nothing
+    assert len(job.pending_events) == recorded
+    # And a different write, or the same one after the job moved on, is recorded again
+    with pytest.raises(StaleEpoch):
+        job.renew_lease(0, None, at(10))
+    assert len(job.pending_events) == recorded + 1
+    job.save_checkpoint(1, {"step": 2}, at(11))
+    with pytest.raises(StaleEpoch):
+        job.renew_lease(0, None, at(12))
+    assert isinstance(job.pending_events[-1], e.StaleWriteRejected)
 
 
 def test_current_epoch_write_succeeds() -> None:
@@ -225,7 +249,8 @@ def test_make_ready_before_available_at_is_not_due(state: JobState) -> None:
 
 
 def test_make_ready_refuses_a_blocked_job() -> None:
-    with pytest.raises(RequeueRefused, match="dependencies"):
+    # A blocked job leaves through unblock() (its dependencies), never through time
+    with pytest.raises(IllegalTransition, match="blocked"):
         job_in(S.BLOCKED).make_ready(at(10**6))
 
 

@@ -33,9 +33,9 @@ def only_error(model: type[pydantic.BaseModel], data: Any) -> ErrorDetails:
 
 
 def nested(depth: int) -> dict[str, Any]:
-    """A payload whose ``_depth`` is ``depth``: ``depth - 1`` dicts around a scalar."""
+    """A payload ``depth`` objects deep: ``depth`` dicts around a scalar."""
     value: Any = 1
-    for _ in range(depth - 1):
+    for _ in range(depth):
         value = {"a": value}
     return value
 
@@ -80,11 +80,10 @@ def test_bare_dependency_ids_take_deps_mode() -> None:
     a, b = uuid4(), uuid4()
     # When parsed
     spec = make_spec(deps=[str(a), b], deps_mode="soft")
-    # Then both become soft Dependency records
-    assert [(d.job_id, d.mode, d.milestone) for d in spec.deps] == [
-        (a, DependencyMode.SOFT, None),
-        (b, DependencyMode.SOFT, None),
-    ]
+    # Then both become soft Dependency records (a set of edges: ordered by id)
+    assert [(d.job_id, d.mode, d.milestone) for d in spec.deps] == sorted(
+        [(a, DependencyMode.SOFT, None), (b, DependencyMode.SOFT, None)], key=lambda d: d[0]
+    )
 
 
 def test_dependency_objects_keep_their_own_mode_and_milestone() -> None:
@@ -92,19 +91,28 @@ def test_dependency_objects_keep_their_own_mode_and_milestone() -> None:
     a, b = uuid4(), uuid4()
     spec = make_spec(deps=[{"job_id": str(a), "mode": "soft", "milestone": "build"}, {"job_id": str(b)}])
     # Then the explicit mode wins and the missing one defaults to hard
-    assert [(d.mode, d.milestone) for d in spec.deps] == [
-        (DependencyMode.SOFT, "build"),
-        (DependencyMode.HARD, None),
-    ]
+    assert {d.job_id: (d.mode, d.milestone) for d in spec.deps} == {
+        a: (DependencyMode.SOFT, "build"),
+        b: (DependencyMode.HARD, None),
+    }
 
 
 def test_payload_at_the_depth_limit_is_accepted() -> None:
     assert make_spec(payload=nested(MAX_PAYLOAD_DEPTH)).payload == nested(MAX_PAYLOAD_DEPTH)
 
 
-def test_aware_run_at_is_accepted() -> None:
+def test_aware_run_at_is_accepted_and_kept_in_utc() -> None:
     run_at = datetime(2026, 3, 1, 12, tzinfo=timezone(timedelta(hours=2)))
-    assert make_spec(run_at=run_at.isoformat()).run_at == run_at
+    parsed = make_spec(run_at=run_at.isoformat()).run_at
+    assert parsed == run_at and parsed is not None and parsed.utcoffset() == timedelta(0)
+
+
+def test_equal_intent_in_other_words_hashes_equally() -> None:
+    a, b = uuid4(), uuid4()
+    run_at = datetime(2026, 3, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    one = make_spec(deps=[str(a), str(b)], run_at=run_at.isoformat())
+    other = make_spec(deps=[str(b), str(a)], run_at=run_at.astimezone(UTC).isoformat())
+    assert one.content_hash() == other.content_hash()
 
 
 # ------------------------------------------------------------- invalid input
