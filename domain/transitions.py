@@ -81,12 +81,20 @@ class TransitionTable(Generic[S]):
         }
 
     def mermaid(self) -> str:
-        """The table as a Mermaid state diagram (docs are generated from the code)."""
+        """The state-changing rows as a Mermaid state diagram (docs are generated from the
+        code); events that leave the state unchanged are listed by ``self_loops``."""
         lines = ["stateDiagram-v2"]
         for event, row in self.rows.items():
             for source in sorted(row.sources, key=lambda s: "" if s is None else str(s)):
                 src = "[*]" if source is None else str(source)
-                targets = sorted(str(t) for t in row.targets) or [src]
-                for target in targets:
+                for target in sorted(str(t) for t in row.targets):
                     lines.append(f"    {src} --> {target}: {event.__name__}")
         return "\n".join(lines)
+
+    def self_loops(self) -> dict[str, list[str]]:
+        """Events that leave the state as it is, with the states they may happen in."""
+        return {
+            event.__name__: sorted(str(s) for s in row.sources if s is not None)
+            for event, row in self.rows.items()
+            if not row.targets
+        }

@@ -35,3 +35,19 @@ WAITING = frozenset({JobState.QUEUED, JobState.SCHEDULED, JobState.FAILED})
 """States with a row in the queue view (claimable now or once ``available_at`` passes)."""
 SUPERSEDABLE = frozenset({JobState.QUEUED, JobState.BLOCKED, JobState.SCHEDULED})
 CANCELLABLE = frozenset(JobState) - TERMINAL
+
+
+LEAVING: dict[JobState, str] = {
+    JobState.BLOCKED: "dependency propagation (a dependency succeeds, reaches its milestone, "
+    "dead-letters or is cancelled), or a cancel",
+    JobState.SCHEDULED: "the scheduler when run_at arrives (or a claim, on the way), or a cancel/supersede",
+    JobState.QUEUED: "a claim, a cancel or supersede, or the reaper (dead letter after the last attempt)",
+    JobState.ASSIGNED: "the holder's writes (start, phase, succeed, fail, release) or the reaper",
+    JobState.RUNNING: "the holder's writes (succeed, fail, release) or the reaper",
+    JobState.SUCCEEDED: "nothing: terminal",
+    JobState.FAILED: "the scheduler when the retry time arrives (or a claim, on the way), or a cancel",
+    JobState.DEAD_LETTER: "an operator: requeue or cancel",
+    JobState.CANCELLED: "nothing: terminal",
+    JobState.SUPERSEDED: "nothing: terminal",
+}
+"""Which service or actor moves a job out of each state (River's convention)."""

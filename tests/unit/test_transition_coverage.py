@@ -59,16 +59,22 @@ def test_profile_commands_exercise_exactly_the_profile_table() -> None:
 
 
 @pytest.mark.parametrize("table", [JOB_TRANSITIONS, FACTORY_TRANSITIONS, PROFILE_TRANSITIONS])
-def test_mermaid_renders_every_row(table: TransitionTable[Any]) -> None:
-    # Given the table's diagram
+def test_mermaid_and_self_loops_render_every_row(table: TransitionTable[Any]) -> None:
+    # Given the table's diagram and its list of state-preserving events
     lines = table.mermaid().splitlines()
-    # Then it is a state diagram with one arrow per (event, source, target), nothing more
+    loops = table.self_loops()
+    # Then the diagram has one arrow per (event, source, target) that changes state, and
+    # every event that changes nothing is listed with the states it may happen in
     assert lines[0] == "stateDiagram-v2"
     expected = set()
     for event, row in table.rows.items():
+        sources = sorted(str(s) for s in row.sources if s is not None)
+        if not row.targets:
+            assert loops[event.__name__] == sources
         for source in row.sources:
             src = "[*]" if source is None else str(source)
-            for target in sorted(str(t) for t in row.targets) or [src]:
+            for target in sorted(str(t) for t in row.targets):
                 expected.add(f"    {src} --> {target}: {event.__name__}")
     assert set(lines[1:]) == expected
     assert len(lines) - 1 == len(expected)
+    assert set(loops) == {event.__name__ for event, row in table.rows.items() if not row.targets}
