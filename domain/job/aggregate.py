@@ -23,6 +23,7 @@ from domain.errors import (
     UnknownPhase,
 )
 from domain.job import events as e
+from domain.job.apply import APPLY
 from domain.job.snapshot import JobSnapshot
 from domain.job.spec import Artifact, Dependency, ErrorInfo, JobSpec, RunInsights
 from domain.job.state_values import Lease, Run
@@ -336,125 +337,7 @@ class Job(BaseAggregate[UUID]):
         self.state = row.target_for(self.state, chosen) or self.state
         if not isinstance(event, e.StaleWriteRejected):
             self.last_refusal = None
-        _APPLY[type(event)](self, event)
-
-    def _on_submitted(self, ev: e.JobSubmitted) -> None:
-        self.tenant = ev.tenant
-        self.spec = ev.spec
-        self.content_hash = ev.content_hash
-        self.deps = ev.deps
-        self.available_at = ev.available_at
-        self.not_before = ev.spec.run_at
-        self.supersedes = ev.supersedes
-
-    def _on_superseded(self, ev: e.JobSuperseded) -> None:
-        self.superseded_by = ev.by_job_id
-        self.available_at = None
-
-    def _on_dependency_replaced(self, ev: e.DependencyReplaced) -> None:
-        self.deps = tuple(
-            d.model_copy(update={"job_id": ev.new_job_id}) if d.job_id == ev.old_job_id else d
-            for d in self.deps
-        )
-
-    def _on_blocked(self, ev: e.JobBlocked) -> None:
-        self.available_at = None
-
-    def _on_scheduled(self, ev: e.JobScheduled) -> None:
-        self.available_at = ev.available_at
-
-    def _on_ready(self, ev: e.JobReady) -> None:
-        self.available_at = ev.timestamp
-        self.not_before = None
-
-    def _on_lease_granted(self, ev: e.LeaseGranted) -> None:
-        self.epoch = ev.epoch
-        self.attempt = ev.attempt
-        self.lease = Lease(
-            factory_id=ev.factory_id, epoch=ev.epoch, granted_at=ev.timestamp, expires_at=ev.expires_at
-        )
-        self.runs = (
-            *self.runs,
-            Run(attempt=ev.attempt, epoch=ev.epoch, factory_id=ev.factory_id, started_at=ev.timestamp),
-        )
-        self.available_at = None
-        self.phase = None
-        self.error = None
-
-    def _on_lease_renewed(self, ev: e.LeaseRenewed) -> None:
-        if self.lease is not None:
-            self.lease = self.lease.model_copy(
-                update={"expires_at": ev.expires_at, "last_renewed_at": ev.timestamp}
-            )
-
-    def _end_run(
-        self, at: datetime, outcome: Any, error_kind: str | None = None, insights: RunInsights | None = None
-    ) -> None:
-        if self.runs and self.runs[-1].outcome is None:
-            last = self.runs[-1].ended(at, outcome, error_kind).with_insights(insights)
-            self.runs = (*self.runs[:-1], last)
-        self.lease = None
-        self.phase = None
-
-    def _on_lease_released(self, ev: e.LeaseReleased) -> None:
-        self._end_run(ev.timestamp, "released")
-        self.available_at = ev.timestamp
-
-    def _on_lease_expired(self, ev: e.LeaseExpired) -> None:
-        self._end_run(ev.timestamp, "expired")
-        self.epoch = ev.new_epoch
-        self.available_at = ev.timestamp
-
-    def _on_started(self, ev: e.JobStarted) -> None:
-        pass
-
-    def _on_phase(self, ev: e.PhaseReported) -> None:
-        self.phase = ev.phase
-
-    def _on_checkpoint(self, ev: e.Checkpointed) -> None:
-        self.checkpoint = ev.checkpoint
-
-    def _on_insights(self, ev: e.InsightsReported) -> None:
-        if self.runs:
-            self.runs = (*self.runs[:-1], self.runs[-1].with_insights(ev.insights))
-
-    def _on_artifact(self, ev: e.ArtifactRecorded) -> None:
-        if self.runs:
-            last = self.runs[-1]
-            self.runs = (
-                *self.runs[:-1],
-                last.model_copy(update={"artifacts": (*last.artifacts, ev.artifact)}),
-            )
-
-    def _on_succeeded(self, ev: e.JobSucceeded) -> None:
-        self._end_run(ev.timestamp, "succeeded", insights=ev.insights)
-        self.result = ev.result
-
-    def _on_attempt_failed(self, ev: e.AttemptFailed) -> None:
-        self._end_run(ev.timestamp, "failed", ev.error.kind, ev.insights)
-        self.error = ev.error
-        self.available_at = ev.retry_at
-        self.not_before = ev.retry_at
-
-    def _on_dead_lettered(self, ev: e.JobDeadLettered) -> None:
-        self.available_at = None
-        self.reason = f"{ev.reason}: {ev.detail}"
-
-    def _on_cancelled(self, ev: e.JobCancelled) -> None:
-        if self.lease is not None:
-            self.cancelled_epoch = self.lease.epoch
-        self._end_run(ev.timestamp, "cancelled")
-        self.available_at = None
-        self.reason = ev.reason
-
-    def _on_requeued(self, ev: e.JobRequeued) -> None:
-        self.attempt_base = ev.attempt_base
-        self.available_at = ev.timestamp
-        self.not_before = None
-        self.reason = None
-
-    def _on_stale_write(self, ev: e.StaleWriteRejected) -> None:
-        self.last_refusal = (ev.presented_epoch, ev.command)
+        APPLY[type(event)](self, event)
 
     # -------------------------------------------------------------- snapshots
 
@@ -491,29 +374,3 @@ def _check_lease(seconds: float) -> None:
 
 
 _SNAPSHOT_STATE = tuple(n for n in JobSnapshot.model_fields if n not in ("created_on", "modified_on"))
-
-
-_APPLY: dict[type, Any] = {
-    e.JobSubmitted: Job._on_submitted,
-    e.JobSuperseded: Job._on_superseded,
-    e.DependencyReplaced: Job._on_dependency_replaced,
-    e.JobBlocked: Job._on_blocked,
-    e.JobScheduled: Job._on_scheduled,
-    e.JobReady: Job._on_ready,
-    e.LeaseGranted: Job._on_lease_granted,
-    e.LeaseRenewed: Job._on_lease_renewed,
-    e.LeaseReleased: Job._on_lease_released,
-    e.LeaseExpired: Job._on_lease_expired,
-    e.JobStarted: Job._on_started,
-    e.PhaseReported: Job._on_phase,
-    e.Checkpointed: Job._on_checkpoint,
-    e.InsightsReported: Job._on_insights,
-    e.ArtifactRecorded: Job._on_artifact,
-    e.JobSucceeded: Job._on_succeeded,
-    e.AttemptFailed: Job._on_attempt_failed,
-    e.JobDeadLettered: Job._on_dead_lettered,
-    e.JobCancelled: Job._on_cancelled,
-    e.JobRequeued: Job._on_requeued,
-    e.StaleWriteRejected: Job._on_stale_write,
-}
-"""Every event in the transition table has exactly one apply step (a test checks)."""

@@ -16,7 +16,7 @@ import pytest
 
 from domain.factory import FACTORY_TRANSITIONS
 from domain.job import JOB_TRANSITIONS
-from domain.job.aggregate import _APPLY
+from domain.job.apply import APPLY as _APPLY
 from domain.profile import PROFILE_TRANSITIONS
 from domain.transitions import TransitionTable
 from tests.unit.histories import factory_histories, job_histories, profile_histories
