@@ -1,0 +1,352 @@
+#!/usr/bin/env python
+"""Build bench/RESULTS.md from one session's JSON (bench/run.sh writes them):
+Fleetlog against PgQueuer (strict and idiomatic setups), medians with min/max, the
+Fleetlog/PgQueuer ratios, the CPU the harness measured, the machine and the command.
+
+    .venv/bin/python bench/report.py [--results bench/results] [--out bench/RESULTS.md]
+
+The detailed table at the end reuses the peers' make_report.py (rows_for), so its rows
+read exactly like ../shared/bench-peers/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PEERS = Path(os.environ.get("BENCH_PEERS_DIR", HERE.parent.parent / "shared" / "bench-peers")).resolve()
+
+FLEETLOG, STRICT, IDIOMATIC, PGBENCH = "fleetlog", "pgqueuer", "pgqueuer-idiomatic", "pgbench-simple"
+FULL_N, FULL_REPEATS = 20_000, 3
+
+
+def load(results: Path) -> dict[str, dict[str, Any]]:
+    found = {}
+    for path in sorted(results.glob("*.json")):
+        if path.stem == "session":
+            continue
+        try:
+            found[path.stem] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            print(f"skip {path}: {exc}", file=sys.stderr)
+    return found
+
+
+def fmt(x: float | None, nd: int = 0) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.{nd}f}"
+
+
+def span(s: dict[str, Any] | None, nd: int = 0) -> str:
+    """'median (min-max)' of a harness summary; one run shows just the value."""
+    if not s or s.get("median") is None:
+        return "-"
+    if len(s.get("runs", [])) <= 1:
+        return fmt(s["median"], nd)
+    return f"{fmt(s['median'], nd)} ({fmt(s['min'], nd)}-{fmt(s['max'], nd)})"
+
+
+def summary(vals: list[float]) -> dict[str, Any] | None:
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "runs": vals}
+
+
+def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    if not a or not b or not a.get("median") or not b.get("median"):
+        return "-"
+    return f"{a['median'] / b['median']:.2f}"
+
+
+def metric(d: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+    """The harness summary for one headline metric of one result file."""
+    if d is None:
+        return None
+    w = d["workloads"]
+    path = {
+        "w1": ("w1_bulk", "jobs_per_s"),
+        "w1s": ("w1_single", "jobs_per_s"),
+        "w2": ("w2_drain", "jobs_per_s"),
+        "p50": ("w3_latency", "p50_ms"),
+        "p95": ("w3_latency", "p95_ms"),
+        "p99": ("w3_latency", "p99_ms"),
+        "rate": ("w3_latency", "achieved_rate"),
+    }[key]
+    return w.get(path[0], {}).get(path[1])
+
+
+def cpu(d: dict[str, Any] | None) -> dict[str, dict[str, Any] | None]:
+    """CPU figures the harness collected, as summaries over the repeats."""
+    out: dict[str, dict[str, Any] | None] = {}
+    w = (d or {}).get("workloads", {})
+    c2 = w.get("w2_drain", {}).get("cpu") or []
+    out["w2_worker_ms"] = summary([c["worker_cpu_ms_per_job"] for c in c2])
+    out["w2_busy"] = summary([c["machine_busy_pct"] for c in c2])
+    runs = w.get("w3_latency", {}).get("runs") or []
+    out["w3_busy"] = summary([r.get("machine_busy_pct_while_producing") for r in runs])
+    out["w3_producer_ms"] = summary([r.get("producer_cpu_ms_per_job") for r in runs])
+    out["w3_worker_ms"] = summary(
+        [1e3 * sum(r["worker_cpu_s"]) / r["jobs"] for r in runs if r.get("worker_cpu_s") and r.get("jobs")]
+    )
+    return out
+
+
+def headline(res: dict[str, dict[str, Any]]) -> list[str]:
+    fl, st, idi = res.get(FLEETLOG), res.get(STRICT), res.get(IDIOMATIC)
+    n = (fl or st or {}).get("args", {}).get("n")
+    ns = (fl or st or {}).get("args", {}).get("n_single")
+    a = (fl or st or {}).get("args", {})
+    rows = [
+        ("w1", f"W1 bulk enqueue {fmt(n)} (jobs/s)", 0, True),
+        ("w1s", f"W1 one-at-a-time enqueue {fmt(ns)} (jobs/s)", 0, True),
+        ("w2", f"W2 drain {fmt(n)} (jobs/s)", 0, False),
+        ("p50", f"W3 latency p50 @ {fmt(a.get('rate'))}/s x {fmt(a.get('duration'))} s (ms)", 1, False),
+        ("p95", "W3 latency p95 (ms)", 1, False),
+        ("p99", "W3 latency p99 (ms)", 1, False),
+    ]
+    lines = [
+        "| workload | Fleetlog (direct) | PgQueuer strict | PgQueuer idiomatic "
+        "| **ratio Fleetlog / strict** | **ratio Fleetlog / idiomatic** |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, label, nd, enqueue in rows:
+        f, s = metric(fl, key), metric(st, key)
+        i = metric(idi, key)
+        i_text = span(i, nd)
+        if i is None and enqueue and s is not None:
+            i, i_text = s, "same as strict"  # the setups differ only in their workers
+        lines.append(
+            f"| {label} | {span(f, nd)} | {span(s, nd)} | {i_text} | **{ratio(f, s)}** | **{ratio(f, i)}** |"
+        )
+    return lines
+
+
+def cpu_table(res: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "| setup | W2 worker CPU, ms/job | W2 machine busy % | W3 worker CPU, ms/job "
+        "| W3 producer CPU, ms/job | W3 machine busy % | W3 achieved rate, jobs/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, label in (
+        (FLEETLOG, "Fleetlog (direct)"),
+        (STRICT, "PgQueuer strict"),
+        (IDIOMATIC, "PgQueuer idiomatic"),
+    ):
+        d = res.get(key)
+        if d is None:
+            continue
+        c = cpu(d)
+        lines.append(
+            f"| {label} | {span(c['w2_worker_ms'], 2)} | {span(c['w2_busy'])} | {span(c['w3_worker_ms'], 2)} "
+            f"| {span(c['w3_producer_ms'], 2)} | {span(c['w3_busy'])} | {span(metric(d, 'rate'), 1)} |"
+        )
+    return lines
+
+
+def fleetlog_internals(d: dict[str, Any] | None) -> list[str]:
+    if d is None:
+        return []
+    w = d["workloads"]
+    lines = [
+        "| workload, run | jobs/claim | empty claims | jobs/completion batch | lease grants "
+        "| events/job | verified |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r, v in enumerate(w.get("w2_drain", {}).get("verify") or []):
+        s = v.get("workers") or {}
+        lines.append(
+            f"| W2 r{r} | {s.get('jobs_per_claim', '-')} | {s.get('empty_claims', '-')} "
+            f"| {s.get('jobs_per_complete', '-')} | {v.get('lease_grants', '-')} "
+            f"| {v.get('job_events_per_job', '-')} | {'OK' if v.get('ok') else 'FAILED ' + json.dumps(v)} |"
+        )
+    for r, run in enumerate(w.get("w3_latency", {}).get("runs") or []):
+        s = run.get("workers") or {}
+        lines.append(
+            f"| W3 r{r} | {s.get('jobs_per_claim', '-')} | {s.get('empty_claims', '-')} "
+            f"| {s.get('jobs_per_complete', '-')} | - | - "
+            f"| {run['latencies_recorded']}/{run['jobs']} recorded |"
+        )
+    return lines if len(lines) > 2 else []
+
+
+def pgbench_line(d: dict[str, Any] | None) -> str:
+    if d is None:
+        return "pgbench: not run in this session."
+    parts = [f"{v['clients']} client(s) {span(v['tps'])}" for v in d["workloads"].values()]
+    return f"pgbench 1-row INSERT commits/s ({d.get('setup', '')}): " + "; ".join(parts) + "."
+
+
+def machine(res: dict[str, dict[str, Any]], session: dict[str, Any]) -> list[str]:
+    m = next((d["machine"] for d in res.values() if "machine" in d), {})
+    mem = m.get("mem_total_kb")
+    out = [
+        f"- CPU: {session.get('cpu_model', '?')}, {m.get('cpus', session.get('cpus'))} cores; "
+        f"memory {fmt(mem / 2**20, 1) if mem else '?'} GiB; {m.get('platform', '')}",
+        f"- PostgreSQL: {m.get('postgres', '?').split(' on ')[0]}; synchronous_commit="
+        f"{m.get('synchronous_commit')}, fsync={m.get('fsync')}, shared_buffers={m.get('shared_buffers')}, "
+        f"max_connections={m.get('max_connections')}",
+        f"- Python {m.get('python')}; versions: "
+        + ", ".join(sorted({f"{d['peer']} {d.get('version')}" for k, d in res.items() if k != PGBENCH})),
+    ]
+    if session:
+        out.append(
+            f"- Session {session.get('started', '?')} to {session.get('finished', '?')}; load average "
+            f"at start {fmt_load(session.get('load_avg_at_start'))}, "
+            f"at end {fmt_load(session.get('load_avg_at_end'))}"
+            f"; Fleetlog commit {session.get('fleetlog_commit') or '?'}"
+            + (" with uncommitted changes" if session.get("fleetlog_tree_dirty") else "")
+        )
+    return out
+
+
+def fmt_load(v: Any) -> str:
+    return "/".join(f"{x:.2f}" for x in v) if v else "?"
+
+
+def detail_rows(res: dict[str, dict[str, Any]]) -> list[str]:
+    sys.path.insert(0, str(PEERS))
+    try:
+        import make_report  # the peers' report: same row format as their RESULTS.md
+    except ImportError as exc:
+        return [f"(detailed rows unavailable: {exc})"]
+    hdr = ["peer", "version", "workload", "setup", "median", "min", "max", "notes"]
+    lines = ["| " + " | ".join(hdr) + " |", "|" + "|".join(["---"] * len(hdr)) + "|"]
+    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG]
+    for key in [*known, *sorted(set(res) - set(known))]:
+        if key in res:
+            for row in make_report.rows_for(res[key], key + ".json"):
+                lines.append("| " + " | ".join(str(c).replace("|", "/") for c in row) + " |")
+    return lines
+
+
+def started(text: str | None) -> datetime | None:
+    try:
+        return datetime.strptime(text or "", "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return None
+
+
+def warnings(res: dict[str, dict[str, Any]], session: dict[str, Any]) -> list[str]:
+    out = []
+    t0 = started(session.get("started"))
+    earlier = [k for k, d in res.items() if t0 and (t := started(d.get("started"))) and t < t0]
+    if earlier:
+        out.append(
+            f"> **Warning:** {', '.join(earlier)} ran before this session started ({session['started']}): "
+            "these numbers come from different sessions and their ratios are not like for like."
+        )
+    args = [d.get("args", {}) for k, d in res.items() if k != PGBENCH]
+    if any(a.get("n", FULL_N) < FULL_N or a.get("repeats", FULL_REPEATS) < FULL_REPEATS for a in args):
+        out.append(
+            "> **Small-N development run** (N < 20,000 or fewer than 3 repeats): a smoke test of the "
+            "tooling, not a measurement. Short drains are dominated by start-up and the last poll."
+        )
+    keys = {
+        json.dumps({k: a.get(k) for k in ("n", "procs", "concurrency", "repeats", "rate", "duration")})
+        for a in args
+    }
+    if len(keys) > 1:
+        out.append("> **Warning:** the result files differ in N/PROCS/CONC/REPEATS/W3 settings.")
+    for key in (FLEETLOG, STRICT, IDIOMATIC):
+        for r, v in enumerate(res.get(key, {}).get("workloads", {}).get("w2_drain", {}).get("verify") or []):
+            if isinstance(v, dict) and not v.get("ok"):
+                out.append(f"> **Verification FAILED**: {key} W2 run {r}: {json.dumps(v)}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default=str(HERE / "results"))
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    a = ap.parse_args()
+    results = Path(a.results)
+    res = load(results)
+    if FLEETLOG not in res:
+        raise SystemExit(f"no fleetlog.json in {results}")
+    session_path = results / "session.json"
+    session = json.loads(session_path.read_text()) if session_path.exists() else {}
+    fl, st = res.get(FLEETLOG, {}), res.get(STRICT, {})
+    text = [
+        "# Fleetlog against PgQueuer: benchmark results",
+        "",
+        f"_Generated by `bench/report.py` from {', '.join(f'`{k}.json`' for k in res)} in `{results}`._",
+        "",
+        f"Command: `{session.get('command', 'bash bench/run.sh')}` (from the project root; `make bench` "
+        "runs `bash bench/run.sh`). Same session, same machine, one at a time: pgbench, PgQueuer strict, "
+        "PgQueuer idiomatic, then Fleetlog. Harness and workloads: `../shared/bench-peers` "
+        "(README.md there); Fleetlog's adapter: `bench/bench_fleetlog.py`.",
+        "",
+        *warnings(res, session),
+        "",
+        "## Headline: medians (min-max over the repeats) and ratios",
+        "",
+        "Ratio = Fleetlog median / PgQueuer median. For jobs/s above 1 means Fleetlog is faster; "
+        "for latency above 1 means Fleetlog is slower.",
+        "",
+        *headline(res),
+        "",
+        "## CPU (as the harness measured it)",
+        "",
+        "Worker CPU = user+sys of the worker processes after their setup (W2: per drained job; W3: per "
+        "job over the whole W3 window, idle polling included). Machine busy = all cores, /proc/stat, "
+        "including PostgreSQL and the poller. Producer CPU = the W3 producer process per enqueued job.",
+        "",
+        *cpu_table(res),
+        "",
+        pgbench_line(res.get(PGBENCH)),
+        "",
+        "## Setups",
+        "",
+        f"- Fleetlog: {fl.get('setup', '-')}. W1 bulk: {w_api(fl, 'w1_bulk')}; W1 single: "
+        f"{w_api(fl, 'w1_single')}.",
+        f"- PgQueuer strict: {st.get('setup', '-')}. W1 bulk: {w_api(st, 'w1_bulk')}; W1 single: "
+        f"{w_api(st, 'w1_single')}.",
+        f"- PgQueuer idiomatic: {res.get(IDIOMATIC, {}).get('setup', '-')} (W2 and W3 only; its enqueue "
+        "is the strict run's).",
+        "- Differences that stay: PgQueuer's bulk enqueue is one call for all N jobs, Fleetlog's "
+        "`submit_many` takes at most 1,000 per call (one transaction each). Fleetlog's API is "
+        "synchronous: the W3 producer lanes call it through a thread each, and that hop is inside "
+        "the measured latency. Fleetlog keeps a full event history per job (see below); PgQueuer "
+        "deletes finished jobs and logs them.",
+        "",
+        "## Fleetlog's own counters",
+        "",
+        "From the worker processes (DirectPort call counters, Worker stats) and the W2 verification "
+        "over the event log (every job exactly one JobSucceeded event; nothing queued or leased).",
+        "",
+        *fleetlog_internals(res.get(FLEETLOG)),
+        "",
+        "## Machine",
+        "",
+        *machine(res, session),
+        "",
+        "## All rows (the peers' table format)",
+        "",
+        *detail_rows(res),
+        "",
+        "## Caveats",
+        "",
+        "- The machine is noisy (the peers saw +/-30% between passes): compare only within one "
+        "session, with 3+ repeats; no number here is an assertion anywhere.",
+        "- Every process (workers, producers, PostgreSQL, the poller) shares the same cores.",
+        "",
+    ]
+    Path(a.out).write_text("\n".join(text))
+    print(f"wrote {a.out}")
+
+
+def w_api(d: dict[str, Any], key: str) -> str:
+    return d.get("workloads", {}).get(key, {}).get("api", "-")
+
+
+if __name__ == "__main__":
+    main()
