@@ -76,27 +76,29 @@ class Claiming:
 
     def _claim(self, uow: UnitOfWork, identity: Identity, request: ClaimRequest) -> list[ClaimedJob]:
         now = self.ctx.clock.now()
-        factory = uow.lock_factory(request.factory_id)
+        caps = request.capabilities
+        if caps is None:
+            # Run what the factory registered: its row decides the filter.
+            known = uow.lock_factory(request.factory_id)
+            caps = () if known is None else known.capabilities
+        f = ClaimFilter(now=now, capabilities=caps, tenants=identity.scope(), queues=request.queues)
+        context = uow.claim_context(request.factory_id, f)
+        factory = context.factory
         if factory is None:
             # First contact registers the factory; without a heartbeat timeout it is never
             # declared down for silence (its leases still expire on their own).
             report = FactoryReport(
-                factory_id=request.factory_id,
-                capabilities=request.capabilities or (),
-                heartbeat_timeout_seconds=None,
+                factory_id=request.factory_id, capabilities=caps, heartbeat_timeout_seconds=None
             )
             factory = Factory.register(report, now)
             uow.add(factory)
         elif factory.health is Health.DOWN:
             raise FactoryDown(factory.name)
-        limit = request.max_jobs
-        if factory.seat_limit is not None:
-            limit = min(limit, factory.seats_free(uow.leases_held(factory.name)) or 0)
+        free = factory.seats_free(context.leases_held)
+        limit = request.max_jobs if free is None else min(request.max_jobs, free)
         if limit <= 0:
             return []
-        caps = request.capabilities if request.capabilities is not None else factory.capabilities
-        f = ClaimFilter(now=now, capabilities=caps, tenants=identity.scope(), queues=request.queues)
-        jobs = self._select(uow, f, limit)
+        jobs = self._select(uow, f, limit, context.tenants)
         for job in jobs:
             if job.state is not JobState.QUEUED:
                 job.make_ready(now)  # a due scheduled or retrying job, promoted on the way
@@ -106,21 +108,21 @@ class Claiming:
         uow.add(*jobs)
         return [ClaimedJob.of(job) for job in jobs]
 
-    def _select(self, uow: UnitOfWork, f: ClaimFilter, limit: int) -> list[Job]:
-        if f.tenants is not None and len(f.tenants) == 1:
-            return uow.lock_claimable(f, f.tenants[0], limit, ())
-        tenants = uow.tenants_with_work(f)
-        if len(tenants) <= 1:
-            return uow.lock_claimable(f, tenants[0], limit, ()) if tenants else []
+    def _select(self, uow: UnitOfWork, f: ClaimFilter, limit: int, tenants: list[str]) -> list[Job]:
+        if not tenants:
+            return []
+        if len(tenants) == 1:
+            return uow.lock_claimable(f, [(tenants[0], limit)], ())[0]
         with self._lock:
             order = rotate(tenants, self._after)[:limit]
             self._after = order[0]
         # Lock about a fair share per tenant (the surplus stays locked only until commit),
         # then fill any gap from whoever has work.
         share = math.ceil(limit / len(order))
-        per_tenant = {t: uow.lock_claimable(f, t, share, ()) for t in order}
+        locked = uow.lock_claimable(f, [(t, share) for t in order], ())
+        per_tenant = dict(zip(order, locked, strict=True))
         picked = interleave(per_tenant, order, limit)
         if len(picked) < limit:
-            locked = [j.id for jobs in per_tenant.values() for j in jobs]
-            picked += uow.lock_claimable(f, None, limit - len(picked), locked)
+            taken = [j.id for jobs in locked for j in jobs]
+            picked += uow.lock_claimable(f, [(None, limit - len(picked))], taken)[0]
         return picked

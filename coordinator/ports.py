@@ -7,7 +7,7 @@ stores against real databases and fake only the clock and the random source.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +19,7 @@ from domain.events import DomainEvent
 from domain.factory import Factory
 from domain.job import Job
 from projections.factory_rows import FactoryRow, ProfileRow
-from projections.job_rows import IdempotencyRow, JobRow, RunRow
+from projections.job_rows import IdempotencyRow, JobRow
 from projections.rebuild import ViewSet
 
 
@@ -68,6 +68,16 @@ class ClaimFilter:
 
 
 @dataclass(frozen=True)
+class ClaimContext:
+    """What a claim decides on, read (and the factory locked) in one go."""
+
+    factory: Factory | None
+    leases_held: int
+    tenants: list[str]
+    """Tenants with eligible work, in name order (only looked up for fleet-wide claims)."""
+
+
+@dataclass(frozen=True)
 class JobFilter:
     tenant: str | None
     states: tuple[str, ...] | None = None
@@ -100,14 +110,17 @@ class UnitOfWork(Protocol):
 
     def find_idempotent(self, tenant: str, key: str) -> IdempotencyRow | None: ...
 
-    def tenants_with_work(self, f: ClaimFilter) -> list[str]: ...
+    def claim_context(self, factory_name: str, f: ClaimFilter) -> ClaimContext:
+        """Lock the factory's row, count its leases, and list the tenants with eligible
+        work (when the filter spans more than one tenant)."""
+        ...
 
     def lock_claimable(
-        self, f: ClaimFilter, tenant: str | None, limit: int, exclude: Collection[UUID]
-    ) -> list[Job]:
-        """Lock up to ``limit`` eligible jobs (of ``tenant``, or of any tenant in the
-        filter when None), highest priority then oldest, skipping jobs another
-        transaction holds."""
+        self, f: ClaimFilter, quotas: Sequence[tuple[str | None, int]], exclude: Collection[UUID]
+    ) -> list[list[Job]]:
+        """For each (tenant, limit): lock up to ``limit`` eligible jobs of that tenant (or
+        of any tenant in the filter when None), highest priority then oldest, skipping
+        jobs another transaction holds."""
         ...
 
     def lock_expired_leases(self, now: datetime, limit: int) -> list[Job]: ...
@@ -149,8 +162,6 @@ class Store(Protocol):
     def job_events(self, job_id: UUID) -> list[DomainEvent]: ...
 
     def job_at(self, job_id: UUID, version: int) -> Job | None: ...
-
-    def runs(self, job_id: UUID) -> list[RunRow]: ...
 
     def factories(self) -> list[FactoryRow]: ...
 

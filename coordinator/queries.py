@@ -113,5 +113,5 @@ class Queries:
 
     def runs(self, identity: Identity, job_id: UUID) -> list[RunView]:
         identity.require(Role.READER, "read runs")
-        self._visible(identity, self.ctx.store.get_job(job_id), job_id)
-        return [RunView.of(r) for r in self.ctx.store.runs(job_id)]
+        job = self._visible(identity, self.ctx.store.get_job(job_id), job_id)
+        return [RunView.of(run) for run in job.runs]

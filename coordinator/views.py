@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 
 from domain.events import DomainEvent
 from domain.job import Job
-from domain.job.spec import ErrorInfo, RunInsights
+from domain.job.spec import Artifact, ErrorInfo, RunInsights
+from domain.job.state_values import Run
 from projections.factory_rows import FactoryRow
-from projections.job_rows import JobRow, RunRow
+from projections.job_rows import JobRow
 
 
 class View(BaseModel):
@@ -209,24 +210,20 @@ class RunView(View):
     outcome: str | None
     error_kind: str | None
     insights: RunInsights | None
-    artifacts: list[dict[str, Any]]
+    artifacts: list[Artifact]
 
     @classmethod
-    def of(cls, row: RunRow) -> RunView:
-        import json
-
+    def of(cls, run: Run) -> RunView:
         return cls(
-            attempt=row.attempt,
-            epoch=row.epoch,
-            factory_id=row.factory_id,
-            started_at=row.started_at,
-            ended_at=row.ended_at,
-            outcome=row.outcome,
-            error_kind=row.error_kind,
-            insights=None
-            if row.insights_json is None
-            else RunInsights.model_validate_json(row.insights_json),
-            artifacts=json.loads(row.artifacts_json),
+            attempt=run.attempt,
+            epoch=run.epoch,
+            factory_id=run.factory_id,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            outcome=run.outcome,
+            error_kind=run.error_kind,
+            insights=run.insights,
+            artifacts=list(run.artifacts),
         )
 
 

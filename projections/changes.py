@@ -13,13 +13,10 @@ from projections.job_rows import (
     JobParts,
     JobRow,
     JobRows,
-    LeaseRow,
     QueueRow,
-    RunRow,
     job_parts,
     job_row,
     job_rows,
-    run_row,
 )
 
 
@@ -36,21 +33,17 @@ class ViewChanges:
     queue_delete: list[UUID] = field(default_factory=list)
     queue_insert: list[QueueRow] = field(default_factory=list)
     queue_upsert: list[QueueRow] = field(default_factory=list)
-    leases_delete: list[UUID] = field(default_factory=list)
-    leases_upsert: list[LeaseRow] = field(default_factory=list)
     idempotency_delete: list[IdempotencyRow] = field(default_factory=list)
     idempotency_insert: list[IdempotencyRow] = field(default_factory=list)
     idempotency_upsert: list[IdempotencyRow] = field(default_factory=list)
     edges_delete: list[EdgeRow] = field(default_factory=list)
     edges_insert: list[EdgeRow] = field(default_factory=list)
-    runs_upsert: list[RunRow] = field(default_factory=list)
     factories_upsert: list[FactoryRow] = field(default_factory=list)
     profiles_insert: list[ProfileRow] = field(default_factory=list)
 
     def add_job(self, before: JobParts | None, job: Job) -> None:
         """Record the rows that change between a job as loaded (``before``; None for a new
-        job) and as it is now. Only changed rows are written; runs are compared as value
-        objects, so an unchanged run is never re-serialised."""
+        job) and as it is now: its summary row always, the others only if they changed."""
         if before is None:
             self._add_new_job(job_rows(job))
             return
@@ -61,11 +54,6 @@ class ViewChanges:
                 self.queue_upsert.append(after.queue)
             else:
                 self.queue_delete.append(job.id)
-        if after.lease != before.lease:
-            if after.lease is not None:
-                self.leases_upsert.append(after.lease)
-            else:
-                self.leases_delete.append(job.id)
         if after.idempotency != before.idempotency:
             if before.idempotency is not None:
                 self.idempotency_delete.append(before.idempotency)
@@ -75,20 +63,15 @@ class ViewChanges:
             old_edges, new_edges = set(before.edges), set(after.edges)
             self.edges_delete.extend(e for e in before.edges if e not in new_edges)
             self.edges_insert.extend(e for e in after.edges if e not in old_edges)
-        old_runs = set(before.runs)
-        self.runs_upsert.extend(run_row(job, r) for r in job.runs if r not in old_runs)
 
     def _add_new_job(self, rows: JobRows) -> None:
         # Only inserts, which a backend may stream in bulk (PostgreSQL COPY).
         self.jobs_insert.append(rows.job)
         if rows.queue is not None:
             self.queue_insert.append(rows.queue)
-        if rows.lease is not None:
-            self.leases_upsert.append(rows.lease)
         if rows.idempotency is not None:
             self.idempotency_insert.append(rows.idempotency)
         self.edges_insert.extend(rows.edges)
-        self.runs_upsert.extend(rows.runs)
 
     def is_empty(self) -> bool:
         return not any(getattr(self, name) for name in self.__dataclass_fields__)

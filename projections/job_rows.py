@@ -11,7 +11,6 @@ from uuid import UUID
 from pydantic_core import to_json
 
 from domain.job import Job
-from domain.job.state_values import Run
 from domain.job.states import WAITING, JobState
 
 
@@ -22,7 +21,9 @@ def canonical(json_text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class JobRow:
-    """``fleet_jobs``: the job summary used for listing, and the hot-path snapshot."""
+    """``fleet_jobs``: the job summary used for listing, the hot-path snapshot, and the
+    lease columns behind the ``fleet_leases`` view (the reaper's and seat counts' index).
+    A job's runs live in its snapshot."""
 
     job_id: UUID
     tenant: str
@@ -64,19 +65,6 @@ class QueueRow:
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseRow:
-    """``fleet_leases``: who holds which job until when (the reaper scans it)."""
-
-    job_id: UUID
-    tenant: str
-    factory_id: str
-    epoch: int
-    granted_at: datetime
-    expires_at: datetime
-    last_renewed_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class IdempotencyRow:
     """``fleet_idempotency``: (tenant, key) -> the job currently answering to the key."""
 
@@ -97,57 +85,31 @@ class EdgeRow:
 
 
 @dataclass(frozen=True, slots=True)
-class RunRow:
-    """``fleet_runs``: one row per lease (attempt), with its outcome and insights."""
-
-    job_id: UUID
-    attempt: int
-    tenant: str
-    epoch: int
-    factory_id: str
-    started_at: datetime
-    ended_at: datetime | None
-    outcome: str | None
-    error_kind: str | None
-    insights_json: str | None
-    artifacts_json: str
-
-    def comparable(self) -> tuple[Any, ...]:
-        insights = None if self.insights_json is None else canonical(self.insights_json)
-        return (*(getattr(self, f) for f in self.__slots__[:-2]), insights, canonical(self.artifacts_json))
-
-
-@dataclass(frozen=True, slots=True)
 class JobRows:
     job: JobRow
     queue: QueueRow | None
-    lease: LeaseRow | None
     idempotency: IdempotencyRow | None
     edges: tuple[EdgeRow, ...]
-    runs: tuple[RunRow, ...]
 
 
 def job_rows(job: Job) -> JobRows:
     """Every row the job contributes to the views."""
     parts = job_parts(job)
-    runs = tuple(run_row(job, r) for r in job.runs)
-    return JobRows(job_row(job), parts.queue, parts.lease, parts.idempotency, parts.edges, runs)
+    return JobRows(job_row(job), parts.queue, parts.idempotency, parts.edges)
 
 
 @dataclass(frozen=True, slots=True)
 class JobParts:
-    """The cheap-to-compute rows of a job, and its runs as value objects: what a unit of
-    work remembers of a job as loaded, to write only the rows a transaction changes."""
+    """The cheap-to-compute rows of a job besides its summary row: what a unit of work
+    remembers of a job as loaded, to write only the rows a transaction changes."""
 
     queue: QueueRow | None
-    lease: LeaseRow | None
     idempotency: IdempotencyRow | None
     edges: tuple[EdgeRow, ...]
-    runs: tuple[Run, ...]
 
 
 def job_parts(job: Job) -> JobParts:
-    return JobParts(queue_row(job), lease_row(job), idempotency_row(job), edge_rows(job), job.runs)
+    return JobParts(queue_row(job), idempotency_row(job), edge_rows(job))
 
 
 def job_row(job: Job) -> JobRow:
@@ -192,21 +154,6 @@ def queue_row(job: Job) -> QueueRow | None:
     )
 
 
-def lease_row(job: Job) -> LeaseRow | None:
-    lease = job.lease
-    if lease is None:
-        return None
-    return LeaseRow(
-        job_id=job.id,
-        tenant=job.tenant,
-        factory_id=lease.factory_id,
-        epoch=lease.epoch,
-        granted_at=lease.granted_at,
-        expires_at=lease.expires_at,
-        last_renewed_at=lease.last_renewed_at,
-    )
-
-
 def idempotency_row(job: Job) -> IdempotencyRow | None:
     key = job.spec.idempotency_key
     if key is None or job.state is JobState.SUPERSEDED:
@@ -216,19 +163,3 @@ def idempotency_row(job: Job) -> IdempotencyRow | None:
 
 def edge_rows(job: Job) -> tuple[EdgeRow, ...]:
     return tuple(EdgeRow(job.id, d.job_id, str(d.mode), d.milestone) for d in job.deps)
-
-
-def run_row(job: Job, run: Run) -> RunRow:
-    return RunRow(
-        job_id=job.id,
-        attempt=run.attempt,
-        tenant=job.tenant,
-        epoch=run.epoch,
-        factory_id=run.factory_id,
-        started_at=run.started_at,
-        ended_at=run.ended_at,
-        outcome=run.outcome,
-        error_kind=run.error_kind,
-        insights_json=None if run.insights is None else run.insights.model_dump_json(),
-        artifacts_json="[" + ",".join(a.model_dump_json() for a in run.artifacts) + "]",
-    )

@@ -16,19 +16,15 @@ from projections.job_rows import (
     EdgeRow,
     IdempotencyRow,
     JobRow,
-    LeaseRow,
     QueueRow,
-    RunRow,
     job_rows,
 )
 
 TABLES = (
     "fleet_jobs",
     "fleet_queue",
-    "fleet_leases",
     "fleet_idempotency",
     "fleet_dependencies",
-    "fleet_runs",
     "fleet_factories",
     "fleet_profiles",
 )
@@ -40,10 +36,8 @@ class ViewSet:
 
     jobs: list[JobRow] = field(default_factory=list)
     queue: list[QueueRow] = field(default_factory=list)
-    leases: list[LeaseRow] = field(default_factory=list)
     idempotency: list[IdempotencyRow] = field(default_factory=list)
     edges: list[EdgeRow] = field(default_factory=list)
-    runs: list[RunRow] = field(default_factory=list)
     factories: list[FactoryRow] = field(default_factory=list)
     profiles: list[ProfileRow] = field(default_factory=list)
 
@@ -54,10 +48,8 @@ class ViewSet:
                 (
                     self.jobs,
                     self.queue,
-                    self.leases,
                     self.idempotency,
                     self.edges,
-                    self.runs,
                     self.factories,
                     self.profiles,
                 ),
@@ -95,10 +87,8 @@ def views_from(aggregates: Iterable[Any]) -> ViewSet:
             rows = job_rows(agg)
             views.jobs.append(rows.job)
             views.queue.extend([rows.queue] if rows.queue else [])
-            views.leases.extend([rows.lease] if rows.lease else [])
             views.idempotency.extend([rows.idempotency] if rows.idempotency else [])
             views.edges.extend(rows.edges)
-            views.runs.extend(rows.runs)
         elif isinstance(agg, Factory):
             views.factories.append(factory_row(agg))
         elif isinstance(agg, Profile):

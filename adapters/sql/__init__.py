@@ -18,5 +18,15 @@ def queries(backend: str) -> dict[str, str]:
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in named:
             raise ValueError(f"{backend}.sql defines query '{name}' twice")
-        named[name] = body.strip().rstrip(";")
+        named[name] = _without_trailing_comments(body)
     return named
+
+
+def _without_trailing_comments(body: str) -> str:
+    """The statement, without the comment lines that follow it (the next section's
+    heading): queries are joined into multi-statement strings, where a trailing
+    ``-- comment`` would swallow whatever comes after it on the same line."""
+    lines = body.strip().splitlines()
+    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
+        lines.pop()
+    return "\n".join(lines).strip().rstrip(";")

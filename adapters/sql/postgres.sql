@@ -35,7 +35,7 @@ WHERE e.depends_on = ANY(%(ids)s::uuid[])
 ORDER BY e.job_id;
 
 -- name: blocked_dependents_of
-SELECT DISTINCT e.job_id
+SELECT e.job_id, e.depends_on
 FROM fleet_dependencies e JOIN fleet_jobs j ON j.job_id = e.job_id
 WHERE e.depends_on = ANY(%(ids)s::uuid[]) AND j.state = 'blocked'
 ORDER BY e.job_id;
@@ -103,12 +103,12 @@ LIMIT %(limit)s
 FOR UPDATE OF q, j SKIP LOCKED;
 
 -- name: lock_expired_leases
-SELECT j.job_id, j.version, j.spec, j.snapshot
-FROM fleet_leases l JOIN fleet_jobs j ON j.job_id = l.job_id
-WHERE l.expires_at < %(now)s
-ORDER BY l.expires_at, l.job_id
+SELECT job_id, version, spec, snapshot
+FROM fleet_jobs
+WHERE lease_expires_at < %(now)s
+ORDER BY lease_expires_at, job_id
 LIMIT %(limit)s
-FOR UPDATE OF l, j SKIP LOCKED;
+FOR UPDATE SKIP LOCKED;
 
 -- name: lock_due_jobs
 SELECT j.job_id, j.version, j.spec, j.snapshot
@@ -134,37 +134,33 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: leases_held
-SELECT count(*) AS n FROM fleet_leases WHERE factory_id = %(name)s;
+SELECT count(*) AS n FROM fleet_jobs WHERE lease_factory_id = %(name)s;
 
 -- name: lock_jobs_leased_by
-SELECT j.job_id, j.version, j.spec, j.snapshot
-FROM fleet_leases l JOIN fleet_jobs j ON j.job_id = l.job_id
-WHERE l.factory_id = %(name)s
-ORDER BY j.job_id
-FOR UPDATE OF l, j;
+SELECT job_id, version, spec, snapshot
+FROM fleet_jobs
+WHERE lease_factory_id = %(name)s
+ORDER BY job_id
+FOR UPDATE;
 
 -- name: get_profile
 SELECT profile_id, tenant, name, version, content, content_hash, registered_at
 FROM fleet_profiles WHERE tenant = %(tenant)s AND name = %(name)s AND version = %(version)s;
 
 -- ---------------------------------------------------------------- view writes
+-- Each write takes its rows as one JSON document (%(rows)s): one parameter however many
+-- rows, encoded by pydantic-core instead of psycopg's per-element array dumpers, and
+-- usable in the single round trip that ends a unit of work (see adapters/store/postgres.py).
 
 -- name: insert_jobs
 INSERT INTO fleet_jobs (job_id, tenant, state, kind, queue, priority, idempotency_key,
     parent_id, phase, epoch, attempt, version, created_at, updated_at, available_at,
     lease_factory_id, lease_expires_at, spec, snapshot)
-SELECT job_id, tenant, state, kind, queue, priority, idempotency_key, parent_id, phase,
-    epoch, attempt, version, created_at, updated_at, available_at, lease_factory_id,
-    lease_expires_at, spec, snapshot
-FROM unnest(%(job_id)s::uuid[], %(tenant)s::text[], %(state)s::text[], %(kind)s::text[],
-    %(queue)s::text[], %(priority)s::int[], %(idempotency_key)s::text[], %(parent_id)s::uuid[],
-    %(phase)s::text[], %(epoch)s::bigint[], %(attempt)s::int[], %(version)s::bigint[],
-    %(created_at)s::timestamptz[], %(updated_at)s::timestamptz[], %(available_at)s::timestamptz[],
-    %(lease_factory_id)s::text[], %(lease_expires_at)s::timestamptz[], %(spec)s::text[],
-    %(snapshot)s::text[])
-  AS u(job_id, tenant, state, kind, queue, priority, idempotency_key, parent_id, phase,
-       epoch, attempt, version, created_at, updated_at, available_at, lease_factory_id,
-       lease_expires_at, spec, snapshot);
+SELECT * FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid, tenant text, state text,
+    kind text, queue text, priority int, idempotency_key text, parent_id uuid, phase text,
+    epoch bigint, attempt int, version bigint, created_at timestamptz, updated_at timestamptz,
+    available_at timestamptz, lease_factory_id text, lease_expires_at timestamptz, spec text,
+    snapshot text);
 
 -- name: update_jobs
 -- The spec never changes after submit, so it is not rewritten.
@@ -173,103 +169,62 @@ UPDATE fleet_jobs j SET
     version = u.version, updated_at = u.updated_at, available_at = u.available_at,
     lease_factory_id = u.lease_factory_id, lease_expires_at = u.lease_expires_at,
     snapshot = u.snapshot
-FROM unnest(%(job_id)s::uuid[], %(state)s::text[], %(phase)s::text[], %(epoch)s::bigint[],
-    %(attempt)s::int[], %(version)s::bigint[], %(updated_at)s::timestamptz[],
-    %(available_at)s::timestamptz[], %(lease_factory_id)s::text[],
-    %(lease_expires_at)s::timestamptz[], %(snapshot)s::text[])
-  AS u(job_id, state, phase, epoch, attempt, version, updated_at, available_at,
-       lease_factory_id, lease_expires_at, snapshot)
+FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid, state text, phase text, epoch bigint,
+    attempt int, version bigint, updated_at timestamptz, available_at timestamptz,
+    lease_factory_id text, lease_expires_at timestamptz, snapshot text)
 WHERE j.job_id = u.job_id;
 
 -- name: delete_queue
-DELETE FROM fleet_queue WHERE job_id = ANY(%(job_id)s::uuid[]);
+DELETE FROM fleet_queue q USING json_to_recordset(%(rows)s::json) AS u(job_id uuid)
+WHERE q.job_id = u.job_id;
 
 -- name: insert_queue
 INSERT INTO fleet_queue (job_id, tenant, queue, priority, state, available_at, capabilities, has_deps)
-SELECT u.job_id, u.tenant, u.queue, u.priority, u.state, u.available_at,
-       ARRAY(SELECT jsonb_array_elements_text(u.capabilities::jsonb)), u.has_deps
-FROM unnest(%(job_id)s::uuid[], %(tenant)s::text[], %(queue)s::text[], %(priority)s::int[],
-    %(state)s::text[], %(available_at)s::timestamptz[], %(capabilities)s::text[],
-    %(has_deps)s::boolean[])
-  AS u(job_id, tenant, queue, priority, state, available_at, capabilities, has_deps);
+SELECT * FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid, tenant text, queue text,
+    priority int, state text, available_at timestamptz, capabilities text[], has_deps boolean);
 
 -- name: upsert_queue
 INSERT INTO fleet_queue (job_id, tenant, queue, priority, state, available_at, capabilities, has_deps)
-SELECT u.job_id, u.tenant, u.queue, u.priority, u.state, u.available_at,
-       ARRAY(SELECT jsonb_array_elements_text(u.capabilities::jsonb)), u.has_deps
-FROM unnest(%(job_id)s::uuid[], %(tenant)s::text[], %(queue)s::text[], %(priority)s::int[],
-    %(state)s::text[], %(available_at)s::timestamptz[], %(capabilities)s::text[],
-    %(has_deps)s::boolean[])
-  AS u(job_id, tenant, queue, priority, state, available_at, capabilities, has_deps)
+SELECT * FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid, tenant text, queue text,
+    priority int, state text, available_at timestamptz, capabilities text[], has_deps boolean)
 ON CONFLICT (job_id) DO UPDATE SET
     tenant = excluded.tenant, queue = excluded.queue, priority = excluded.priority,
     state = excluded.state, available_at = excluded.available_at,
     capabilities = excluded.capabilities, has_deps = excluded.has_deps;
 
--- name: delete_leases
-DELETE FROM fleet_leases WHERE job_id = ANY(%(job_id)s::uuid[]);
-
--- name: upsert_leases
-INSERT INTO fleet_leases (job_id, tenant, factory_id, epoch, granted_at, expires_at, last_renewed_at)
-SELECT * FROM unnest(%(job_id)s::uuid[], %(tenant)s::text[], %(factory_id)s::text[],
-    %(epoch)s::bigint[], %(granted_at)s::timestamptz[], %(expires_at)s::timestamptz[],
-    %(last_renewed_at)s::timestamptz[])
-ON CONFLICT (job_id) DO UPDATE SET
-    tenant = excluded.tenant, factory_id = excluded.factory_id, epoch = excluded.epoch,
-    granted_at = excluded.granted_at, expires_at = excluded.expires_at,
-    last_renewed_at = excluded.last_renewed_at;
-
 -- name: delete_idempotency
 -- Only while the key still points at the job that gave it up.
 DELETE FROM fleet_idempotency i
-USING unnest(%(tenant)s::text[], %(key)s::text[], %(job_id)s::uuid[]) AS u(tenant, key, job_id)
+USING json_to_recordset(%(rows)s::json) AS u(tenant text, key text, job_id uuid)
 WHERE i.tenant = u.tenant AND i.key = u.key AND i.job_id = u.job_id;
 
 -- name: insert_idempotency
 INSERT INTO fleet_idempotency (tenant, key, job_id, content_hash)
-SELECT * FROM unnest(%(tenant)s::text[], %(key)s::text[], %(job_id)s::uuid[], %(content_hash)s::text[]);
+SELECT * FROM json_to_recordset(%(rows)s::json)
+    AS u(tenant text, key text, job_id uuid, content_hash text);
 
 -- name: upsert_idempotency
 INSERT INTO fleet_idempotency (tenant, key, job_id, content_hash)
-SELECT * FROM unnest(%(tenant)s::text[], %(key)s::text[], %(job_id)s::uuid[], %(content_hash)s::text[])
+SELECT * FROM json_to_recordset(%(rows)s::json)
+    AS u(tenant text, key text, job_id uuid, content_hash text)
 ON CONFLICT (tenant, key) DO UPDATE SET job_id = excluded.job_id, content_hash = excluded.content_hash;
 
 -- name: delete_edges
 DELETE FROM fleet_dependencies d
-USING unnest(%(job_id)s::uuid[], %(depends_on)s::uuid[]) AS u(job_id, depends_on)
+USING json_to_recordset(%(rows)s::json) AS u(job_id uuid, depends_on uuid)
 WHERE d.job_id = u.job_id AND d.depends_on = u.depends_on;
 
 -- name: insert_edges
 INSERT INTO fleet_dependencies (job_id, depends_on, mode, milestone)
-SELECT * FROM unnest(%(job_id)s::uuid[], %(depends_on)s::uuid[], %(mode)s::text[], %(milestone)s::text[]);
-
--- name: upsert_runs
-INSERT INTO fleet_runs (job_id, attempt, tenant, epoch, factory_id, started_at, ended_at,
-    outcome, error_kind, insights, artifacts)
-SELECT job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
-    insights, artifacts
-FROM unnest(%(job_id)s::uuid[], %(attempt)s::int[], %(tenant)s::text[], %(epoch)s::bigint[],
-    %(factory_id)s::text[], %(started_at)s::timestamptz[], %(ended_at)s::timestamptz[],
-    %(outcome)s::text[], %(error_kind)s::text[], %(insights)s::text[], %(artifacts)s::text[])
-  AS u(job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
-       insights, artifacts)
-ON CONFLICT (job_id, attempt) DO UPDATE SET
-    tenant = excluded.tenant, epoch = excluded.epoch, factory_id = excluded.factory_id,
-    started_at = excluded.started_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
-    error_kind = excluded.error_kind, insights = excluded.insights, artifacts = excluded.artifacts;
+SELECT * FROM json_to_recordset(%(rows)s::json)
+    AS u(job_id uuid, depends_on uuid, mode text, milestone text);
 
 -- name: upsert_factories
 INSERT INTO fleet_factories (factory_id, health, capabilities, seat_limit, load,
     heartbeat_timeout_seconds, last_heartbeat_at, registered_at, version, snapshot)
-SELECT u.factory_id, u.health, ARRAY(SELECT jsonb_array_elements_text(u.capabilities::jsonb)),
-    u.seat_limit, u.load, u.heartbeat_timeout_seconds, u.last_heartbeat_at, u.registered_at,
-    u.version, u.snapshot
-FROM unnest(%(factory_id)s::text[], %(health)s::text[], %(capabilities)s::text[],
-    %(seat_limit)s::int[], %(load)s::float8[], %(heartbeat_timeout_seconds)s::float8[],
-    %(last_heartbeat_at)s::timestamptz[], %(registered_at)s::timestamptz[],
-    %(version)s::bigint[], %(snapshot)s::text[])
-  AS u(factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_seconds,
-       last_heartbeat_at, registered_at, version, snapshot)
+SELECT * FROM json_to_recordset(%(rows)s::json) AS u(factory_id text, health text,
+    capabilities text[], seat_limit int, load float8, heartbeat_timeout_seconds float8,
+    last_heartbeat_at timestamptz, registered_at timestamptz, version bigint, snapshot text)
 ON CONFLICT (factory_id) DO UPDATE SET
     health = excluded.health, capabilities = excluded.capabilities,
     seat_limit = excluded.seat_limit, load = excluded.load,
@@ -279,10 +234,16 @@ ON CONFLICT (factory_id) DO UPDATE SET
 
 -- name: insert_profiles
 INSERT INTO fleet_profiles (profile_id, tenant, name, version, content_hash, content, registered_at)
-SELECT profile_id, tenant, name, version, content_hash, content, registered_at
-FROM unnest(%(profile_id)s::uuid[], %(tenant)s::text[], %(name)s::text[], %(version)s::int[],
-    %(content_hash)s::text[], %(content)s::text[], %(registered_at)s::timestamptz[])
-  AS u(profile_id, tenant, name, version, content_hash, content, registered_at);
+SELECT * FROM json_to_recordset(%(rows)s::json) AS u(profile_id uuid, tenant text, name text,
+    version int, content_hash text, content text, registered_at timestamptz);
+
+-- name: append_events
+-- Events as JSON rows, their state base64 (bytes), for the final round trip of a unit of
+-- work; the table lock and NOTIFY come first (see FleetPostgresRecorder).
+INSERT INTO fleetlog_events (originator_id, originator_version, topic, state)
+SELECT u.originator_id, u.originator_version, u.topic, decode(u.state, 'base64')
+FROM json_to_recordset(%(rows)s::json)
+    AS u(originator_id uuid, originator_version bigint, topic text, state text);
 
 -- ---------------------------------------------------------------- store reads
 
@@ -305,11 +266,6 @@ WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
 ORDER BY created_at, job_id
 LIMIT %(limit)s;
 
--- name: get_runs
-SELECT job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
-    insights, artifacts
-FROM fleet_runs WHERE job_id = %(job_id)s ORDER BY attempt;
-
 -- name: list_factories
 SELECT factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_seconds,
     last_heartbeat_at, registered_at, version, snapshot
@@ -326,19 +282,11 @@ FROM fleet_jobs;
 -- name: dump_queue
 SELECT job_id, tenant, queue, priority, state, available_at, capabilities, has_deps FROM fleet_queue;
 
--- name: dump_leases
-SELECT job_id, tenant, factory_id, epoch, granted_at, expires_at, last_renewed_at FROM fleet_leases;
-
 -- name: dump_idempotency
 SELECT tenant, key, job_id, content_hash FROM fleet_idempotency;
 
 -- name: dump_edges
 SELECT job_id, depends_on, mode, milestone FROM fleet_dependencies;
-
--- name: dump_runs
-SELECT job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
-    insights, artifacts
-FROM fleet_runs;
 
 -- name: dump_factories
 SELECT factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_seconds,
@@ -350,14 +298,14 @@ SELECT profile_id, tenant, name, version, content_hash, content, registered_at
 FROM fleet_profiles;
 
 -- name: clear_views
-TRUNCATE fleet_jobs, fleet_queue, fleet_leases, fleet_idempotency, fleet_dependencies,
-    fleet_runs, fleet_factories, fleet_profiles;
+TRUNCATE fleet_jobs, fleet_queue, fleet_idempotency, fleet_dependencies, fleet_factories,
+    fleet_profiles;
 
 -- name: lock_views
 -- Rebuild holds every view exclusively so no write lands between the replay and the swap;
 -- the events table lock keeps new events out for the same time.
-LOCK TABLE fleet_jobs, fleet_queue, fleet_leases, fleet_idempotency, fleet_dependencies,
-    fleet_runs, fleet_factories, fleet_profiles IN EXCLUSIVE MODE;
+LOCK TABLE fleet_jobs, fleet_queue, fleet_idempotency, fleet_dependencies, fleet_factories,
+    fleet_profiles IN EXCLUSIVE MODE;
 
 -- name: select_events_page
 -- The notification log read inside the caller's transaction (the library's

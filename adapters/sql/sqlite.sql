@@ -33,7 +33,7 @@ WHERE e.depends_on IN (SELECT value FROM json_each(:ids))
 ORDER BY e.job_id;
 
 -- name: blocked_dependents_of
-SELECT DISTINCT e.job_id
+SELECT e.job_id, e.depends_on
 FROM fleet_dependencies e JOIN fleet_jobs j ON j.job_id = e.job_id
 WHERE e.depends_on IN (SELECT value FROM json_each(:ids)) AND j.state = 'blocked'
 ORDER BY e.job_id;
@@ -85,10 +85,10 @@ ORDER BY q.priority, q.available_at, q.job_id
 LIMIT :limit;
 
 -- name: lock_expired_leases
-SELECT j.job_id, j.version, j.spec, j.snapshot
-FROM fleet_leases l JOIN fleet_jobs j ON j.job_id = l.job_id
-WHERE l.expires_at < :now
-ORDER BY l.expires_at, l.job_id
+SELECT job_id, version, spec, snapshot
+FROM fleet_jobs
+WHERE lease_expires_at < :now
+ORDER BY lease_expires_at, job_id
 LIMIT :limit;
 
 -- name: lock_due_jobs
@@ -112,13 +112,13 @@ ORDER BY factory_id
 LIMIT :limit;
 
 -- name: leases_held
-SELECT count(*) AS n FROM fleet_leases WHERE factory_id = :name;
+SELECT count(*) AS n FROM fleet_jobs WHERE lease_factory_id = :name;
 
 -- name: lock_jobs_leased_by
-SELECT j.job_id, j.version, j.spec, j.snapshot
-FROM fleet_leases l JOIN fleet_jobs j ON j.job_id = l.job_id
-WHERE l.factory_id = :name
-ORDER BY j.job_id;
+SELECT job_id, version, spec, snapshot
+FROM fleet_jobs
+WHERE lease_factory_id = :name
+ORDER BY job_id;
 
 -- name: get_profile
 SELECT profile_id, tenant, name, version, content, content_hash, registered_at
@@ -157,17 +157,6 @@ ON CONFLICT (job_id) DO UPDATE SET
     state = excluded.state, available_at = excluded.available_at,
     capabilities = excluded.capabilities, has_deps = excluded.has_deps;
 
--- name: delete_leases
-DELETE FROM fleet_leases WHERE job_id = :job_id;
-
--- name: upsert_leases
-INSERT INTO fleet_leases (job_id, tenant, factory_id, epoch, granted_at, expires_at, last_renewed_at)
-VALUES (:job_id, :tenant, :factory_id, :epoch, :granted_at, :expires_at, :last_renewed_at)
-ON CONFLICT (job_id) DO UPDATE SET
-    tenant = excluded.tenant, factory_id = excluded.factory_id, epoch = excluded.epoch,
-    granted_at = excluded.granted_at, expires_at = excluded.expires_at,
-    last_renewed_at = excluded.last_renewed_at;
-
 -- name: delete_idempotency
 DELETE FROM fleet_idempotency WHERE tenant = :tenant AND key = :key AND job_id = :job_id;
 
@@ -187,16 +176,6 @@ DELETE FROM fleet_dependencies WHERE job_id = :job_id AND depends_on = :depends_
 INSERT INTO fleet_dependencies (job_id, depends_on, mode, milestone)
 VALUES (:job_id, :depends_on, :mode, :milestone);
 
--- name: upsert_runs
-INSERT INTO fleet_runs (job_id, attempt, tenant, epoch, factory_id, started_at, ended_at,
-    outcome, error_kind, insights, artifacts)
-VALUES (:job_id, :attempt, :tenant, :epoch, :factory_id, :started_at, :ended_at, :outcome,
-    :error_kind, :insights, :artifacts)
-ON CONFLICT (job_id, attempt) DO UPDATE SET
-    tenant = excluded.tenant, epoch = excluded.epoch, factory_id = excluded.factory_id,
-    started_at = excluded.started_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
-    error_kind = excluded.error_kind, insights = excluded.insights, artifacts = excluded.artifacts;
-
 -- name: upsert_factories
 INSERT INTO fleet_factories (factory_id, health, capabilities, seat_limit, load,
     heartbeat_timeout_seconds, last_heartbeat_at, registered_at, version, snapshot)
@@ -212,6 +191,10 @@ ON CONFLICT (factory_id) DO UPDATE SET
 -- name: insert_profiles
 INSERT INTO fleet_profiles (profile_id, tenant, name, version, content_hash, content, registered_at)
 VALUES (:profile_id, :tenant, :name, :version, :content_hash, :content, :registered_at);
+
+-- name: append_events
+-- (PostgreSQL only: on SQLite the library's recorder inserts the events itself.)
+SELECT 1;
 
 -- ---------------------------------------------------------------- store reads
 
@@ -234,11 +217,6 @@ WHERE (:tenant IS NULL OR tenant = :tenant)
 ORDER BY created_at, job_id
 LIMIT :limit;
 
--- name: get_runs
-SELECT job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
-    insights, artifacts
-FROM fleet_runs WHERE job_id = :job_id ORDER BY attempt;
-
 -- name: list_factories
 SELECT factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_seconds,
     last_heartbeat_at, registered_at, version, snapshot
@@ -255,19 +233,11 @@ FROM fleet_jobs;
 -- name: dump_queue
 SELECT job_id, tenant, queue, priority, state, available_at, capabilities, has_deps FROM fleet_queue;
 
--- name: dump_leases
-SELECT job_id, tenant, factory_id, epoch, granted_at, expires_at, last_renewed_at FROM fleet_leases;
-
 -- name: dump_idempotency
 SELECT tenant, key, job_id, content_hash FROM fleet_idempotency;
 
 -- name: dump_edges
 SELECT job_id, depends_on, mode, milestone FROM fleet_dependencies;
-
--- name: dump_runs
-SELECT job_id, attempt, tenant, epoch, factory_id, started_at, ended_at, outcome, error_kind,
-    insights, artifacts
-FROM fleet_runs;
 
 -- name: dump_factories
 SELECT factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_seconds,
@@ -278,9 +248,8 @@ FROM fleet_factories;
 SELECT profile_id, tenant, name, version, content_hash, content, registered_at FROM fleet_profiles;
 
 -- name: clear_views
-DELETE FROM fleet_jobs; DELETE FROM fleet_queue; DELETE FROM fleet_leases;
-DELETE FROM fleet_idempotency; DELETE FROM fleet_dependencies; DELETE FROM fleet_runs;
-DELETE FROM fleet_factories; DELETE FROM fleet_profiles;
+DELETE FROM fleet_jobs; DELETE FROM fleet_queue; DELETE FROM fleet_idempotency;
+DELETE FROM fleet_dependencies; DELETE FROM fleet_factories; DELETE FROM fleet_profiles;
 
 -- name: lock_views
 -- BEGIN IMMEDIATE already holds the database write lock for the whole rebuild.

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from projections.factory_rows import FactoryRow, ProfileRow
-from projections.job_rows import EdgeRow, IdempotencyRow, JobRow, LeaseRow, QueueRow, RunRow
+from projections.job_rows import EdgeRow, IdempotencyRow, JobRow, QueueRow
 
 
 class Values(Protocol):
@@ -59,6 +59,23 @@ def job_params(r: JobRow) -> dict[str, Any]:
     }
 
 
+def job_update_params(r: JobRow) -> dict[str, Any]:
+    """The columns a transition changes (the spec and the identity never do)."""
+    return {
+        "job_id": r.job_id,
+        "state": r.state,
+        "phase": r.phase,
+        "epoch": r.epoch,
+        "attempt": r.attempt,
+        "version": r.version,
+        "updated_at": r.updated_at,
+        "available_at": r.available_at,
+        "lease_factory_id": r.lease_factory_id,
+        "lease_expires_at": r.lease_expires_at,
+        "snapshot": r.snapshot_json,
+    }
+
+
 def queue_params(r: QueueRow) -> dict[str, Any]:
     return {
         "job_id": r.job_id,
@@ -72,40 +89,12 @@ def queue_params(r: QueueRow) -> dict[str, Any]:
     }
 
 
-def lease_params(r: LeaseRow) -> dict[str, Any]:
-    return {
-        "job_id": r.job_id,
-        "tenant": r.tenant,
-        "factory_id": r.factory_id,
-        "epoch": r.epoch,
-        "granted_at": r.granted_at,
-        "expires_at": r.expires_at,
-        "last_renewed_at": r.last_renewed_at,
-    }
-
-
 def idempotency_params(r: IdempotencyRow) -> dict[str, Any]:
     return {"tenant": r.tenant, "key": r.key, "job_id": r.job_id, "content_hash": r.content_hash}
 
 
 def edge_params(r: EdgeRow) -> dict[str, Any]:
     return {"job_id": r.job_id, "depends_on": r.depends_on, "mode": r.mode, "milestone": r.milestone}
-
-
-def run_params(r: RunRow) -> dict[str, Any]:
-    return {
-        "job_id": r.job_id,
-        "attempt": r.attempt,
-        "tenant": r.tenant,
-        "epoch": r.epoch,
-        "factory_id": r.factory_id,
-        "started_at": r.started_at,
-        "ended_at": r.ended_at,
-        "outcome": r.outcome,
-        "error_kind": r.error_kind,
-        "insights": r.insights_json,
-        "artifacts": r.artifacts_json,
-    }
 
 
 def factory_params(r: FactoryRow) -> dict[str, Any]:
@@ -175,40 +164,12 @@ def queue_row(d: Any, v: Values) -> QueueRow:
     )
 
 
-def lease_row(d: Any, v: Values) -> LeaseRow:
-    return LeaseRow(
-        job_id=v.uuid(d["job_id"]),
-        tenant=d["tenant"],
-        factory_id=d["factory_id"],
-        epoch=d["epoch"],
-        granted_at=v.ts(d["granted_at"]),
-        expires_at=v.ts(d["expires_at"]),
-        last_renewed_at=_opt(v.ts, d["last_renewed_at"]),
-    )
-
-
 def idempotency_row(d: Any, v: Values) -> IdempotencyRow:
     return IdempotencyRow(d["tenant"], d["key"], v.uuid(d["job_id"]), d["content_hash"])
 
 
 def edge_row(d: Any, v: Values) -> EdgeRow:
     return EdgeRow(v.uuid(d["job_id"]), v.uuid(d["depends_on"]), d["mode"], d["milestone"])
-
-
-def run_row(d: Any, v: Values) -> RunRow:
-    return RunRow(
-        job_id=v.uuid(d["job_id"]),
-        attempt=d["attempt"],
-        tenant=d["tenant"],
-        epoch=d["epoch"],
-        factory_id=d["factory_id"],
-        started_at=v.ts(d["started_at"]),
-        ended_at=_opt(v.ts, d["ended_at"]),
-        outcome=d["outcome"],
-        error_kind=d["error_kind"],
-        insights_json=d["insights"],
-        artifacts_json=d["artifacts"],
-    )
 
 
 def factory_row(d: Any, v: Values) -> FactoryRow:

@@ -26,7 +26,6 @@ from domain.events import DomainEvent
 from domain.job import Job
 from projections.changes import ViewChanges
 from projections.factory_rows import FactoryRow
-from projections.job_rows import RunRow
 from projections.rebuild import ViewSet
 
 EVENT_PAGE = 2000
@@ -101,10 +100,6 @@ class SqlStore(ABC):
             return None
         return job if isinstance(job, Job) else None
 
-    def runs(self, job_id: UUID) -> list[RunRow]:
-        with self._reader() as c:
-            return [codecs.run_row(r, c.values) for r in c.fetch("get_runs", job_id=job_id)]
-
     def factories(self) -> list[FactoryRow]:
         with self._reader() as c:
             return [codecs.factory_row(r, c.values) for r in c.fetch("list_factories")]
@@ -132,10 +127,8 @@ class SqlStore(ABC):
         return ViewSet(
             jobs=[codecs.job_row(r, v) for r in c.fetch("dump_jobs")],
             queue=[codecs.queue_row(r, v) for r in c.fetch("dump_queue")],
-            leases=[codecs.lease_row(r, v) for r in c.fetch("dump_leases")],
             idempotency=[codecs.idempotency_row(r, v) for r in c.fetch("dump_idempotency")],
             edges=[codecs.edge_row(r, v) for r in c.fetch("dump_edges")],
-            runs=[codecs.run_row(r, v) for r in c.fetch("dump_runs")],
             factories=[codecs.factory_row(r, v) for r in c.fetch("dump_factories")],
             profiles=[codecs.profile_row(r, v) for r in c.fetch("dump_profiles")],
         )
@@ -155,10 +148,8 @@ class SqlStore(ABC):
             changes = ViewChanges(
                 jobs_insert=views.jobs,
                 queue_insert=views.queue,
-                leases_upsert=views.leases,
                 idempotency_insert=views.idempotency,
                 edges_insert=views.edges,
-                runs_upsert=views.runs,
                 factories_upsert=views.factories,
                 profiles_insert=views.profiles,
             )

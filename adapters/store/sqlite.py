@@ -74,6 +74,9 @@ class SqliteCursor:
         self.cursor.execute(self.sql[query], {k: _encode(v) for k, v in params.items()})
         return list(self.cursor.fetchall())
 
+    def fetch_many(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
+        return [self.fetch(query, **params) for query, params in calls]
+
     def execute(self, query: str, **params: Any) -> None:
         for statement in self.sql[query].split(";"):
             if statement.strip():

@@ -15,7 +15,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from adapters.store import codecs
 from adapters.store.codecs import Values
 from adapters.store.spec_cache import SpecCache
-from coordinator.ports import ClaimFilter
+from coordinator.ports import ClaimContext, ClaimFilter
 from domain.dependencies import DependencyStatus
 from domain.factory import Factory, FactorySnapshot
 from domain.job import Job, JobSnapshot
@@ -33,6 +33,8 @@ class Cursor(Protocol):
 
     def fetch(self, query: str, **params: Any) -> list[Any]: ...
 
+    def fetch_many(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]: ...
+
     def execute(self, query: str, **params: Any) -> None: ...
 
 
@@ -48,6 +50,8 @@ class SqlUnitOfWork:
         self._factories: dict[str, Factory] = {}
         self._order: list[Any] = []
         self._hinted = False
+        self._blocked_dependents: dict[UUID, set[UUID]] = {}
+        """Blocked dependents per dependency, as read after the dependency was locked."""
 
     # ------------------------------------------------------------------ jobs
 
@@ -68,10 +72,24 @@ class SqlUnitOfWork:
         self._order.append(job)
 
     def lock_jobs(self, ids: Collection[UUID]) -> dict[UUID, Job]:
-        missing = [i for i in ids if i not in self._jobs]
+        missing = sorted(i for i in ids if i not in self._jobs)
         if missing:
-            self._restore(self._db.fetch("lock_jobs", ids=sorted(missing)))
+            # In the same round trip, the blocked jobs waiting on these: whatever this unit
+            # of work does to them, it is what dependency propagation asks next. Read after
+            # the locks are taken, so no dependent committed before them is missed.
+            locked, waiting = self._db.fetch_many(
+                [("lock_jobs", {"ids": missing}), ("blocked_dependents_of", {"ids": missing})]
+            )
+            self._restore(locked)
+            self._remember_blocked_dependents(missing, waiting)
         return {i: self._jobs[i] for i in ids if i in self._jobs}
+
+    def _remember_blocked_dependents(self, ids: Sequence[UUID], rows: Sequence[Any]) -> None:
+        for job_id in ids:
+            self._blocked_dependents.setdefault(job_id, set())
+        for row in rows:
+            dependency = self._v.uuid(row["depends_on"])
+            self._blocked_dependents.setdefault(dependency, set()).add(self._v.uuid(row["job_id"]))
 
     def dependency_status(self, tenant: str, ids: Collection[UUID]) -> dict[UUID, DependencyStatus]:
         out: dict[UUID, DependencyStatus] = {}
@@ -107,8 +125,24 @@ class SqlUnitOfWork:
         return out
 
     def dependents_of(self, ids: Collection[UUID], *, blocked_only: bool) -> list[UUID]:
-        query = "blocked_dependents_of" if blocked_only else "dependents_of"
-        return list(dict.fromkeys(self._v.uuid(r["job_id"]) for r in self._db.fetch(query, ids=list(ids))))
+        if not blocked_only:
+            return list(
+                dict.fromkeys(
+                    self._v.uuid(r["job_id"]) for r in self._db.fetch("dependents_of", ids=list(ids))
+                )
+            )
+        unknown = sorted(i for i in ids if i not in self._blocked_dependents)
+        if unknown:
+            self._remember_blocked_dependents(unknown, self._db.fetch("blocked_dependents_of", ids=unknown))
+        found = {d for i in ids for d in self._blocked_dependents[i]}
+        # Jobs this unit of work blocked are blocked only in memory until it commits: the
+        # view rows a query reads still show their old state.
+        found |= {
+            job.id
+            for job in self._jobs.values()
+            if job.state is JobState.BLOCKED and any(d.job_id in ids for d in job.deps)
+        }
+        return sorted(found)
 
     def find_idempotent(self, tenant: str, key: str) -> IdempotencyRow | None:
         rows = self._db.fetch("find_idempotent", tenant=tenant, key=key)
@@ -122,29 +156,38 @@ class SqlUnitOfWork:
             self._db.execute("claim_plan_hints")
             self._hinted = True
 
-    def tenants_with_work(self, f: ClaimFilter) -> list[str]:
+    def claim_context(self, factory_name: str, f: ClaimFilter) -> ClaimContext:
         self._hint_claim_plans()
-        rows = self._db.fetch(
-            "tenants_with_work", now=f.now, caps=list(f.capabilities), tenants=f.tenants, queues=f.queues
-        )
-        return [r["tenant"] for r in rows]
+        calls: list[tuple[str, dict[str, Any]]] = [
+            ("lock_factory", {"name": factory_name}),
+            ("leases_held", {"name": factory_name}),
+        ]
+        one_tenant = f.tenants is not None and len(f.tenants) == 1
+        if not one_tenant:
+            calls.append(("tenants_with_work", self._filter_params(f)))
+        answers = self._db.fetch_many(calls)
+        factories = self._restore_factories(answers[0])
+        tenants = list(f.tenants or ()) if one_tenant else [r["tenant"] for r in answers[2]]
+        return ClaimContext(factories[0] if factories else None, int(answers[1][0]["n"]), tenants)
 
     def lock_claimable(
-        self, f: ClaimFilter, tenant: str | None, limit: int, exclude: Collection[UUID]
-    ) -> list[Job]:
+        self, f: ClaimFilter, quotas: Sequence[tuple[str | None, int]], exclude: Collection[UUID]
+    ) -> list[list[Job]]:
         self._hint_claim_plans()
-        params = dict(
-            now=f.now,
-            caps=list(f.capabilities),
-            queues=f.queues,
-            limit=limit,
-            exclude=list(exclude) + list(self._jobs),
-        )
-        if tenant is None:
-            rows = self._db.fetch("lock_claimable_any", tenants=f.tenants, **params)
-        else:
-            rows = self._db.fetch("lock_claimable_tenant", tenant=tenant, **params)
-        return self._restore(rows)
+        base = self._filter_params(f)
+        base["exclude"] = list(exclude) + list(self._jobs)
+        calls = []
+        for tenant, limit in quotas:
+            if tenant is None:
+                calls.append(("lock_claimable_any", {**base, "limit": limit}))
+            else:
+                params = {k: v for k, v in base.items() if k != "tenants"}
+                calls.append(("lock_claimable_tenant", {**params, "tenant": tenant, "limit": limit}))
+        return [self._restore(rows) for rows in self._db.fetch_many(calls)]
+
+    @staticmethod
+    def _filter_params(f: ClaimFilter) -> dict[str, Any]:
+        return {"now": f.now, "caps": list(f.capabilities), "tenants": f.tenants, "queues": f.queues}
 
     def lock_expired_leases(self, now: datetime, limit: int) -> list[Job]:
         self._hint_claim_plans()

@@ -22,18 +22,15 @@ def _job_id(job_id: UUID) -> dict[str, Any]:
 # the job that supersedes its holder) must be released before it is taken again.
 PLAN: tuple[tuple[str, str, Callable[[Any], dict[str, Any]]], ...] = (
     ("delete_queue", "queue_delete", _job_id),
-    ("delete_leases", "leases_delete", _job_id),
     ("delete_idempotency", "idempotency_delete", codecs.idempotency_params),
     ("delete_edges", "edges_delete", codecs.edge_params),
     ("insert_jobs", "jobs_insert", codecs.job_params),
-    ("update_jobs", "jobs_update", codecs.job_params),
+    ("update_jobs", "jobs_update", codecs.job_update_params),
     ("insert_queue", "queue_insert", codecs.queue_params),
     ("upsert_queue", "queue_upsert", codecs.queue_params),
-    ("upsert_leases", "leases_upsert", codecs.lease_params),
     ("insert_idempotency", "idempotency_insert", codecs.idempotency_params),
     ("upsert_idempotency", "idempotency_upsert", codecs.idempotency_params),
     ("insert_edges", "edges_insert", codecs.edge_params),
-    ("upsert_runs", "runs_upsert", codecs.run_params),
     ("upsert_factories", "factories_upsert", codecs.factory_params),
     ("insert_profiles", "profiles_insert", codecs.profile_params),
 )

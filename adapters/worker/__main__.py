@@ -42,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
     scope.add_argument("--all-tenants", action="store_true", help="claim every tenant's jobs")
     p.add_argument("--factory-id", required=True)
     p.add_argument("--concurrency", type=int, default=None)
+    p.add_argument(
+        "--prefetch", type=int, default=None, help="leases held beyond the handler threads (short jobs)"
+    )
     p.add_argument("--capabilities", type=_csv, default=None, help="a,b,c")
     p.add_argument("--queues", type=_csv, default=None, help="q1,q2 (default: the handlers' queues)")
     p.add_argument("--lease-seconds", type=float, default=None)
@@ -56,6 +59,7 @@ def worker_config(args: argparse.Namespace) -> WorkerConfig:
     given = {
         "factory_id": args.factory_id,
         "concurrency": args.concurrency,
+        "prefetch": args.prefetch,
         "capabilities": args.capabilities,
         "queues": args.queues,
         "lease_seconds": args.lease_seconds,

@@ -29,7 +29,12 @@ class WorkerConfig(BaseModel):
     """The factory (worker host) this worker claims and heartbeats as."""
     capabilities: tuple[Name, ...] = Field(default=(), max_length=MAX_CAPABILITIES)
     concurrency: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_CONCURRENCY
-    """Handler threads; the worker never holds more leases than this."""
+    """Handler threads."""
+    prefetch: Annotated[int, Field(ge=0, le=10_000)] = 0
+    """Leases held beyond the handler threads, waiting in memory for a free thread: bigger
+    claim batches for floods of short jobs. 0 (the default) suits long jobs: nothing is
+    held that could run elsewhere. With prefetch the claim cannot know which jobs start
+    at once, so none records a start; jobs show ``assigned`` until they report."""
     queues: tuple[Name, ...] | None = None
     """Claim only these queues (each needs a handler); None: the handlers' queues."""
     lease_seconds: Seconds | None = None

@@ -57,7 +57,7 @@ class Worker:
         """Set when the coordinator refused the worker for good (it then stops)."""
         self._stats = StatsRecorder()
         self._stopping = threading.Event()
-        self._slots = Slots(config.concurrency)
+        self._slots = Slots(config.concurrency + config.prefetch)
         self._work: queue.Queue[JobContext | None] = queue.Queue()
         self._inflight: dict[UUID, JobContext] = {}
         self._inflight_lock = threading.Lock()
@@ -206,7 +206,9 @@ class Worker:
             max_jobs=free,
             lease_seconds=self.config.lease_seconds,
             queues=self.queues,
-            start=True,  # claimed only for free slots: each job starts as soon as it lands
+            # Without prefetch every claimed job lands on a free handler thread: record
+            # its start in the claim's own transaction.
+            start=self.config.prefetch == 0,
         )
         try:
             return self.port.claim(request)
@@ -284,7 +286,7 @@ class Worker:
         return FactoryReport(
             factory_id=self.config.factory_id,
             capabilities=self.config.capabilities,
-            load=self._slots.busy / self.config.concurrency,
+            load=min(self._slots.busy, self.config.concurrency) / self.config.concurrency,
             heartbeat_timeout_seconds=self.config.heartbeat_timeout,
         )
 

@@ -6,8 +6,8 @@
 -- inside them on a hot path and text streams through COPY without re-encoding; cast
 -- with ::jsonb to inspect them by hand.
 --
--- The queue and lease tables churn (a row per job passes through each): autovacuum and
--- autoanalyze look at them far more often than the defaults would.
+-- The queue table churns (a row per job passes through it): autovacuum and autoanalyze
+-- look at it far more often than the defaults would.
 
 -- The job summary used for listing, and the hot-path snapshot (version + state) that
 -- lets a transaction change a job without replaying its stream.
@@ -36,6 +36,19 @@ CREATE INDEX fleet_jobs_tenant_created ON fleet_jobs (tenant, created_at, job_id
 CREATE INDEX fleet_jobs_tenant_state_created ON fleet_jobs (tenant, state, created_at, job_id);
 CREATE INDEX fleet_jobs_created ON fleet_jobs (created_at, job_id);
 CREATE INDEX fleet_jobs_parent ON fleet_jobs (parent_id) WHERE parent_id IS NOT NULL;
+-- The lease columns: the reaper scans expiries, seat limits count per factory.
+CREATE INDEX fleet_jobs_lease_expiry ON fleet_jobs (lease_expires_at, job_id)
+    WHERE lease_expires_at IS NOT NULL;
+CREATE INDEX fleet_jobs_lease_factory ON fleet_jobs (lease_factory_id)
+    WHERE lease_factory_id IS NOT NULL;
+
+-- The lease view: who holds which job until when. A view over the job summary, so it
+-- changes in the same statement as the job (a job's runs, one per lease, live in its
+-- snapshot; analytics over runs is ClickHouse's job).
+CREATE VIEW fleet_leases AS
+    SELECT job_id, tenant, lease_factory_id AS factory_id, epoch, lease_expires_at AS expires_at
+    FROM fleet_jobs
+    WHERE lease_factory_id IS NOT NULL;
 
 -- The queue: jobs that are claimable now (queued) or once available_at passes
 -- (scheduled, failed-awaiting-retry). Claimed rows leave it, so it stays small.
@@ -58,24 +71,6 @@ CREATE INDEX fleet_queue_tenant_order ON fleet_queue (tenant, priority, availabl
 CREATE INDEX fleet_queue_order ON fleet_queue (priority, available_at, job_id);
 CREATE INDEX fleet_queue_due ON fleet_queue (available_at, job_id) WHERE state <> 'queued';
 
--- Live leases: the reaper scans expires_at; seat limits count per factory.
-CREATE TABLE fleet_leases (
-    job_id uuid PRIMARY KEY,
-    tenant text NOT NULL,
-    factory_id text NOT NULL,
-    epoch bigint NOT NULL,
-    granted_at timestamptz NOT NULL,
-    expires_at timestamptz NOT NULL,
-    last_renewed_at timestamptz
-) WITH (
-    autovacuum_vacuum_threshold = 200,
-    autovacuum_vacuum_scale_factor = 0.02,
-    autovacuum_analyze_threshold = 200,
-    autovacuum_analyze_scale_factor = 0.02
-);
-CREATE INDEX fleet_leases_expiry ON fleet_leases (expires_at, job_id);
-CREATE INDEX fleet_leases_factory ON fleet_leases (factory_id);
-
 -- (tenant, idempotency key) -> the job currently answering to it.
 CREATE TABLE fleet_idempotency (
     tenant text NOT NULL,
@@ -94,22 +89,6 @@ CREATE TABLE fleet_dependencies (
     PRIMARY KEY (job_id, depends_on)
 );
 CREATE INDEX fleet_dependencies_reverse ON fleet_dependencies (depends_on, job_id);
-
--- One row per lease (attempt): who ran it, how it ended, what it used.
-CREATE TABLE fleet_runs (
-    job_id uuid NOT NULL,
-    attempt int NOT NULL,
-    tenant text NOT NULL,
-    epoch bigint NOT NULL,
-    factory_id text NOT NULL,
-    started_at timestamptz NOT NULL,
-    ended_at timestamptz,
-    outcome text,
-    error_kind text,
-    insights text,
-    artifacts text NOT NULL,
-    PRIMARY KEY (job_id, attempt)
-);
 
 -- Worker hosts and their hot-path snapshot.
 CREATE TABLE fleet_factories (

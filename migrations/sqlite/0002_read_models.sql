@@ -28,6 +28,15 @@ CREATE INDEX fleet_jobs_tenant_created ON fleet_jobs (tenant, created_at, job_id
 CREATE INDEX fleet_jobs_tenant_state_created ON fleet_jobs (tenant, state, created_at, job_id);
 CREATE INDEX fleet_jobs_created ON fleet_jobs (created_at, job_id);
 CREATE INDEX fleet_jobs_parent ON fleet_jobs (parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX fleet_jobs_lease_expiry ON fleet_jobs (lease_expires_at, job_id)
+    WHERE lease_expires_at IS NOT NULL;
+CREATE INDEX fleet_jobs_lease_factory ON fleet_jobs (lease_factory_id)
+    WHERE lease_factory_id IS NOT NULL;
+
+CREATE VIEW fleet_leases AS
+    SELECT job_id, tenant, lease_factory_id AS factory_id, epoch, lease_expires_at AS expires_at
+    FROM fleet_jobs
+    WHERE lease_factory_id IS NOT NULL;
 
 CREATE TABLE fleet_queue (
     job_id TEXT PRIMARY KEY,
@@ -42,18 +51,6 @@ CREATE TABLE fleet_queue (
 CREATE INDEX fleet_queue_tenant_order ON fleet_queue (tenant, priority, available_at, job_id);
 CREATE INDEX fleet_queue_order ON fleet_queue (priority, available_at, job_id);
 CREATE INDEX fleet_queue_due ON fleet_queue (available_at, job_id) WHERE state <> 'queued';
-
-CREATE TABLE fleet_leases (
-    job_id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    factory_id TEXT NOT NULL,
-    epoch INTEGER NOT NULL,
-    granted_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    last_renewed_at TEXT
-);
-CREATE INDEX fleet_leases_expiry ON fleet_leases (expires_at, job_id);
-CREATE INDEX fleet_leases_factory ON fleet_leases (factory_id);
 
 CREATE TABLE fleet_idempotency (
     tenant TEXT NOT NULL,
@@ -71,21 +68,6 @@ CREATE TABLE fleet_dependencies (
     PRIMARY KEY (job_id, depends_on)
 );
 CREATE INDEX fleet_dependencies_reverse ON fleet_dependencies (depends_on, job_id);
-
-CREATE TABLE fleet_runs (
-    job_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    tenant TEXT NOT NULL,
-    epoch INTEGER NOT NULL,
-    factory_id TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    outcome TEXT,
-    error_kind TEXT,
-    insights TEXT,
-    artifacts TEXT NOT NULL,
-    PRIMARY KEY (job_id, attempt)
-);
 
 CREATE TABLE fleet_factories (
     factory_id TEXT PRIMARY KEY,

@@ -128,7 +128,9 @@ def test_phases_start_and_runs(fleet: Fleet, clock: FakeClock) -> None:
     run = runs[0]
     assert (run.attempt, run.factory_id, run.outcome) == (1, "host-a", "succeeded")
     assert run.insights is not None and run.insights.tokens_in == 10
-    assert run.artifacts == [{"uri": "s3://bucket/log.txt", "sha256": "b" * 64, "size": 10, "kind": "log"}]
+    assert [a.model_dump() for a in run.artifacts] == [
+        {"uri": "s3://bucket/log.txt", "sha256": "b" * 64, "size": 10, "kind": "log"}
+    ]
     assert run.ended_at == run.started_at + timedelta(seconds=3)
 
 

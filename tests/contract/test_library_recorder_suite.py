@@ -100,8 +100,9 @@ class TestPostgresNonInterleaving(_PostgresRecorderMixin, NonInterleavingNotific
 
 
 @pytest.mark.postgres
-def test_bulk_copy_path_keeps_the_contract(pg_template: str) -> None:
-    # Given a batch large enough to take the COPY path of FleetPostgresRecorder.write
+@pytest.mark.parametrize("count", [3, 300])
+def test_fleetlogs_append_path_keeps_the_contract(pg_template: str, count: int) -> None:
+    # Given a batch (large enough, or not, to take the COPY path of FleetPostgresRecorder.write)
     with fresh_pg_database(pg_template) as url:
         dbname = url.rsplit("/", 1)[1]
         datastore = PostgresDatastore(dbname, "127.0.0.1", 5432, "postgres", "", pool_size=1)
@@ -111,15 +112,19 @@ def test_bulk_copy_path_keeps_the_contract(pg_template: str) -> None:
 
             from projections.changes import ViewChanges
 
-            ids = [uuid4() for _ in range(300)]
+            ids = [uuid4() for _ in range(count)]
             events = [StoredEvent(originator_id=i, originator_version=1, topic="t", state=b"{}") for i in ids]
-            # When they are written inside a caller's transaction
-            with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cur:
-                recorder.write(cur, events, ViewChanges())
+            # When they are written in one of Fleetlog's units of work
+            from adapters.store.postgres import PgCursor
+
+            with datastore.get_connection() as conn:
+                cursor = PgCursor(conn)
+                recorder.write(cursor, events, ViewChanges())
+                cursor.commit()
             # Then every event is readable, in order, with gap-free notification ids
             notes = recorder.select_notifications(start=None, limit=1000)
             assert [n.originator_id for n in notes] == ids
-            assert [n.id for n in notes] == list(range(notes[0].id, notes[0].id + 300))
+            assert [n.id for n in notes] == list(range(notes[0].id, notes[0].id + count))
             # And a conflicting version is still refused by the primary key
             from eventsourcing.persistence import IntegrityError
 

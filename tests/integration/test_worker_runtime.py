@@ -304,3 +304,20 @@ def test_a_submit_wakes_an_idle_postgres_worker_within_milliseconds(pg_database:
             assert max(latencies) < 0.2, latencies
     finally:
         fleet.close()
+
+
+def test_prefetch_claims_ahead_of_the_handler_threads(live_fleet: Fleet) -> None:
+    # Given 30 queued short jobs and a worker with 2 handler threads and 6 leases of prefetch
+    submitted = live_fleet.submit_many(SUBMITTER, [{"queue": "noop"} for _ in range(30)])
+    ids = [r.job_id for r in submitted if r.job_id is not None]
+    port = RecordingPort(live_fleet)
+    # When it drains them
+    with running_worker(live_fleet, {"noop": noop}, port=port, concurrency=2, prefetch=6) as w:
+        wait_until(lambda: w.stats.succeeded == 30, what="30 successes")
+    # Then claims took more jobs than there are threads, and each job ran once
+    assert max(port.claims) > 2
+    for job_id in ids:
+        history_types = types(live_fleet, job_id)
+        assert history_types.count("JobSucceeded") == 1
+        # (a prefetching claim cannot say which job starts at once: none records a start)
+        assert "JobStarted" not in history_types

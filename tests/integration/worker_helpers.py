@@ -57,6 +57,12 @@ class RecordingPort(DirectPort):
     def __init__(self, fleet: Fleet, identity: Identity = WORKER):
         super().__init__(fleet, identity)
         self.batches: list[int] = []
+        self.claims: list[int] = []
+
+    def claim(self, request: Any) -> Any:
+        claimed = super().claim(request)
+        self.claims.append(len(claimed))
+        return claimed
 
     def complete(self, completions: Sequence[Completion]) -> list[ItemResult]:
         self.batches.append(len(completions))

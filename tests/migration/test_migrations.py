@@ -21,10 +21,8 @@ EXPECTED_TABLES = {
     "fleet_schema_migrations",
     "fleet_jobs",
     "fleet_queue",
-    "fleet_leases",
     "fleet_idempotency",
     "fleet_dependencies",
-    "fleet_runs",
     "fleet_factories",
     "fleet_profiles",
 }
@@ -39,8 +37,10 @@ def sqlite_columns(path: Path) -> dict[str, list[str]]:
 def pg_columns(url: str) -> dict[str, list[str]]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = 'public' ORDER BY table_name, ordinal_position"
+            "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+            "JOIN information_schema.tables t USING (table_schema, table_name) "
+            "WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' "
+            "ORDER BY c.table_name, c.ordinal_position"
         ).fetchall()
     out: dict[str, list[str]] = {}
     for table, column in rows:
@@ -174,3 +174,28 @@ def test_concurrent_migrators_apply_each_migration_once(empty_pg: str) -> None:
         t.join()
     assert not errors
     assert sorted(results) == [0, 0, 0, len(m.migrations("postgres"))]
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_named_queries_can_be_joined_into_one_string(backend: str) -> None:
+    # Units of work send several named queries in one round trip: none may end inside a
+    # comment that would swallow the statement joined after it.
+    for name, sql in queries(backend).items():
+        last = sql.strip().splitlines()[-1].strip()
+        assert not last.startswith("--"), f"{backend}.sql query {name} ends with a comment"
+        assert "--" not in last, f"{backend}.sql query {name} ends on a line with a comment"
+
+
+def test_the_lease_view_reads_the_job_summary(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    m.migrate_sqlite(path)
+    with sqlite3.connect(path) as conn:
+        views = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'")]
+        assert views == ["fleet_leases"]
+        assert [r[1] for r in conn.execute("PRAGMA table_info(fleet_leases)")] == [
+            "job_id",
+            "tenant",
+            "factory_id",
+            "epoch",
+            "expires_at",
+        ]

@@ -45,22 +45,23 @@ def touched(diff: ViewChanges) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("state", list(JobState))
-def test_queue_row_only_while_waiting_and_lease_row_only_while_leased(state: JobState) -> None:
+def test_queue_row_only_while_waiting_and_lease_columns_only_while_leased(state: JobState) -> None:
     job = job_in(state)
     rows = job_rows(job)
     assert (rows.queue is not None) is (state in WAITING)
-    assert (rows.lease is not None) is (state in LEASED)
+    assert (rows.job.lease_factory_id is not None) is (state in LEASED)
     assert rows.job.state == str(state)
     if rows.queue is not None:
         assert (rows.queue.available_at, rows.queue.state) == (job.available_at, str(state))
-    if rows.lease is not None:
+    if state in LEASED:
         assert job.lease is not None
-        assert (rows.lease.factory_id, rows.lease.epoch, rows.lease.expires_at) == (
+        assert (rows.job.lease_factory_id, rows.job.epoch, rows.job.lease_expires_at) == (
             FACTORY,
-            job.epoch,
+            job.lease.epoch,
             job.lease.expires_at,
         )
-        assert (rows.job.lease_factory_id, rows.job.lease_expires_at) == (FACTORY, job.lease.expires_at)
+    else:
+        assert rows.job.lease_expires_at is None
 
 
 def test_queue_row_carries_what_a_claim_filters_on() -> None:
@@ -101,8 +102,11 @@ def test_edges_and_runs() -> None:
     job = job_in(S.FAILED)
     rows = job_rows(job)
     assert [(e.job_id, e.depends_on, e.mode) for e in rows.edges] == [(job.id, job.deps[0].job_id, "hard")]
-    assert [(r.attempt, r.epoch, r.outcome, r.error_kind) for r in rows.runs] == [(1, 1, "failed", "error")]
-    assert json.loads(rows.runs[0].artifacts_json) == []
+    # Runs (one per lease) live in the job's snapshot
+    runs = json.loads(rows.job.snapshot_json)["runs"]
+    assert [(r["attempt"], r["epoch"], r["outcome"], r["error_kind"]) for r in runs] == [
+        (1, 1, "failed", "error")
+    ]
 
 
 def test_job_row_snapshot_is_the_job_snapshot_as_json() -> None:
@@ -122,26 +126,25 @@ def test_a_new_job_is_only_inserts() -> None:
     assert touched(diff) == {"jobs_insert": 1, "queue_insert": 1, "idempotency_insert": 1, "edges_insert": 1}
 
 
-def test_a_claim_moves_the_job_from_queue_to_lease() -> None:
+def test_a_claim_moves_the_job_from_the_queue_to_its_lease_columns() -> None:
     # Given a queued job's rows / When it is leased
     job = submitted_job(idempotency_key="k-1", deps=job_in(S.QUEUED).deps)
     before = job_parts(job)
     job.grant_lease(FACTORY, 60, at(1))
     after = job_rows(job)
     diff = changes(before, job)
-    # Then: queue delete, lease upsert, job update, run upsert; nothing else
-    assert touched(diff) == {"jobs_update": 1, "queue_delete": 1, "leases_upsert": 1, "runs_upsert": 1}
+    # Then: queue delete and job update (its lease columns); nothing else
+    assert touched(diff) == {"jobs_update": 1, "queue_delete": 1}
     assert diff.queue_delete == [job.id]
-    assert diff.leases_upsert == [after.lease]
     assert diff.jobs_update == [after.job]
-    assert diff.runs_upsert == list(after.runs)
+    assert after.job.lease_factory_id == FACTORY
 
 
-def test_a_renewal_touches_only_the_lease_and_the_job() -> None:
+def test_a_renewal_touches_only_the_job() -> None:
     job = leased_job()
     before = job_parts(job)
     job.renew_lease(1, None, at(30))
-    assert touched(changes(before, job)) == {"jobs_update": 1, "leases_upsert": 1}
+    assert touched(changes(before, job)) == {"jobs_update": 1}
 
 
 def test_a_release_returns_the_job_to_the_queue() -> None:
@@ -149,8 +152,8 @@ def test_a_release_returns_the_job_to_the_queue() -> None:
     before = job_parts(job)
     job.release_lease(1, "shutdown", at(5))
     diff = changes(before, job)
-    assert touched(diff) == {"jobs_update": 1, "queue_upsert": 1, "leases_delete": 1, "runs_upsert": 1}
-    assert diff.leases_delete == [job.id]
+    assert touched(diff) == {"jobs_update": 1, "queue_upsert": 1}
+    assert diff.jobs_update[0].lease_factory_id is None
 
 
 def test_superseding_deletes_the_idempotency_row() -> None:
