@@ -85,8 +85,8 @@ class JobFilter:
     idempotency_key: str | None = None
     parent_id: UUID | None = None
     limit: int = 100
-    after: tuple[datetime, UUID] | None = None
-    """Keyset cursor: (created_at, job_id) of the last row of the previous page."""
+    after: UUID | None = None
+    """Keyset cursor: the last job id of the previous page (ids are time-ordered)."""
 
 
 class UnitOfWork(Protocol):
@@ -145,7 +145,7 @@ class UnitOfWork(Protocol):
 @dataclass(frozen=True)
 class Page:
     rows: list[JobRow]
-    next_cursor: tuple[datetime, UUID] | None
+    next_cursor: UUID | None
 
 
 class Store(Protocol):

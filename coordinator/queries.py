@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
-from datetime import datetime
 from uuid import UUID
 
 from coordinator.context import Context
@@ -17,19 +15,18 @@ from domain.job import Job, JobState
 MAX_PAGE = 500
 
 
-def encode_cursor(cursor: tuple[datetime, UUID] | None) -> str | None:
+def encode_cursor(cursor: UUID | None) -> str | None:
+    """An opaque page cursor (the last id seen, in a form clients should not parse)."""
     if cursor is None:
         return None
-    raw = json.dumps([cursor[0].isoformat(), str(cursor[1])]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(cursor.bytes).decode().rstrip("=")
 
 
-def decode_cursor(text: str | None) -> tuple[datetime, UUID] | None:
+def decode_cursor(text: str | None) -> UUID | None:
     if not text:
         return None
     try:
-        created, job_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        return datetime.fromisoformat(created), UUID(job_id)
+        return UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (ValueError, TypeError) as exc:
         raise InvalidRequest(
             "cursor",

@@ -46,13 +46,6 @@ FROM fleet_idempotency
 WHERE tenant = %(tenant)s AND key = %(key)s
 FOR UPDATE;
 
--- name: claim_plan_hints
--- The queue churns faster than autovacuum re-analyses it: right after a bulk submit the
--- planner may still believe the queue holds a handful of rows and choose "read every
--- eligible row, then sort", which makes each claim O(queue). Claims must walk an
--- ordered index and stop at LIMIT whatever the statistics say. Transaction-local.
-SET LOCAL enable_sort = off;
-
 -- name: tenants_with_work
 -- A loose index scan: one index probe per tenant instead of a DISTINCT over the queue.
 WITH RECURSIVE t(tenant) AS (
@@ -175,8 +168,10 @@ FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid, state text, phase text,
 WHERE j.job_id = u.job_id;
 
 -- name: delete_queue
-DELETE FROM fleet_queue q USING json_to_recordset(%(rows)s::json) AS u(job_id uuid)
-WHERE q.job_id = u.job_id;
+-- = ANY(ARRAY(...)): a primary-key probe per row. Joined USING the JSON rows instead, the
+-- planner (expecting 100 rows from the function) hashes them and scans the whole queue.
+DELETE FROM fleet_queue
+WHERE job_id = ANY(ARRAY(SELECT u.job_id FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid)));
 
 -- name: insert_queue
 INSERT INTO fleet_queue (job_id, tenant, queue, priority, state, available_at, capabilities, has_deps)
@@ -194,9 +189,9 @@ ON CONFLICT (job_id) DO UPDATE SET
 
 -- name: delete_idempotency
 -- Only while the key still points at the job that gave it up.
-DELETE FROM fleet_idempotency i
-USING json_to_recordset(%(rows)s::json) AS u(tenant text, key text, job_id uuid)
-WHERE i.tenant = u.tenant AND i.key = u.key AND i.job_id = u.job_id;
+DELETE FROM fleet_idempotency
+WHERE job_id = ANY(ARRAY(SELECT u.job_id FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid)))
+  AND (tenant, key) IN (SELECT u.tenant, u.key FROM json_to_recordset(%(rows)s::json) AS u(tenant text, key text));
 
 -- name: insert_idempotency
 INSERT INTO fleet_idempotency (tenant, key, job_id, content_hash)
@@ -210,9 +205,10 @@ SELECT * FROM json_to_recordset(%(rows)s::json)
 ON CONFLICT (tenant, key) DO UPDATE SET job_id = excluded.job_id, content_hash = excluded.content_hash;
 
 -- name: delete_edges
-DELETE FROM fleet_dependencies d
-USING json_to_recordset(%(rows)s::json) AS u(job_id uuid, depends_on uuid)
-WHERE d.job_id = u.job_id AND d.depends_on = u.depends_on;
+DELETE FROM fleet_dependencies
+WHERE job_id = ANY(ARRAY(SELECT u.job_id FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid)))
+  AND (job_id, depends_on) IN (
+      SELECT u.job_id, u.depends_on FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid, depends_on uuid));
 
 -- name: insert_edges
 INSERT INTO fleet_dependencies (job_id, depends_on, mode, milestone)
@@ -261,9 +257,8 @@ WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
   AND (%(idempotency_key)s::text IS NULL OR idempotency_key = %(idempotency_key)s)
   AND (%(parent_id)s::uuid IS NULL OR parent_id = %(parent_id)s)
-  AND (%(after_created)s::timestamptz IS NULL
-       OR (created_at, job_id) > (%(after_created)s::timestamptz, %(after_id)s::uuid))
-ORDER BY created_at, job_id
+  AND (%(after)s::uuid IS NULL OR job_id > %(after)s::uuid)
+ORDER BY job_id
 LIMIT %(limit)s;
 
 -- name: list_factories

@@ -43,10 +43,6 @@ SELECT tenant, key, job_id, content_hash
 FROM fleet_idempotency
 WHERE tenant = :tenant AND key = :key;
 
--- name: claim_plan_hints
--- (PostgreSQL only: SQLite plans these queries well without help.)
-SELECT 1;
-
 -- name: tenants_with_work
 SELECT DISTINCT q.tenant
 FROM fleet_queue q
@@ -211,10 +207,8 @@ WHERE (:tenant IS NULL OR tenant = :tenant)
   AND (:queue IS NULL OR queue = :queue)
   AND (:idempotency_key IS NULL OR idempotency_key = :idempotency_key)
   AND (:parent_id IS NULL OR parent_id = :parent_id)
-  AND (:after_created IS NULL
-       OR created_at > :after_created
-       OR (created_at = :after_created AND job_id > :after_id))
-ORDER BY created_at, job_id
+  AND (:after IS NULL OR job_id > :after)
+ORDER BY job_id
 LIMIT :limit;
 
 -- name: list_factories

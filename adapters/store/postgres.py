@@ -128,6 +128,15 @@ COPY_INSERTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
 }
 
 
+WRITE_BEGIN = ("BEGIN", "SET LOCAL enable_seqscan = off", "SET LOCAL enable_sort = off")
+"""How a write transaction starts. Every statement a unit of work runs has an index
+path (primary keys, the queue's ordered indexes, the lease indexes), but the tables
+churn faster than statistics follow (CI runs PostgreSQL with autovacuum off): with stale
+statistics the planner would scan a whole queue to delete one row, or sort every
+eligible row for each claim (measured: 42 ms instead of 0.3 ms per claim at 5,000 queued
+jobs). Transaction-local, and sent with BEGIN: no extra round trip."""
+
+
 class PgCursor:
     """Named queries over one connection, in as few round trips as a unit of work allows.
 
@@ -143,7 +152,7 @@ class PgCursor:
 
     values = PgValues()
 
-    def __init__(self, conn: psycopg.Connection[Any], *, begin: str | None = "BEGIN"):
+    def __init__(self, conn: psycopg.Connection[Any], *, begin: Sequence[str] | None = WRITE_BEGIN):
         self.conn = conn
         self.cur: psycopg.ClientCursor[Any] = psycopg.ClientCursor(conn)
         self.sql = queries("postgres")
@@ -162,7 +171,7 @@ class PgCursor:
         """Several queries in one round trip; their answers in order."""
         if not calls:
             return []
-        skip = len(self._pending) + (1 if self._begin is not None and not self._begun else 0)
+        skip = len(self._pending) + (len(self._begin) if self._begin is not None and not self._begun else 0)
         statements = [self._bind(self.sql[query], params) for query, params in calls]
         self._send_all(statements)
         answers: list[list[Any]] = []
@@ -215,9 +224,9 @@ class PgCursor:
         return self.cur.fetchall() if self.cur.description is not None else []
 
     def _send_all(self, statements: list[str]) -> bool:
-        parts = []
+        parts: list[str] = []
         if self._begin is not None and not self._begun:
-            parts.append(self._begin)
+            parts += self._begin
             self._begun = True
         parts += self._pending
         self._pending = []
@@ -359,7 +368,7 @@ class PostgresStore(SqlStore):
         self.recorder: FleetPostgresRecorder = self.app.recorder  # type: ignore[assignment]
 
     @contextmanager
-    def _connection(self, begin: str | None) -> Iterator[PgCursor]:
+    def _connection(self, begin: Sequence[str] | None) -> Iterator[PgCursor]:
         try:
             with self.datastore.get_connection() as conn:
                 cursor = PgCursor(conn, begin=begin)
@@ -376,13 +385,13 @@ class PostgresStore(SqlStore):
             raise translated from exc
 
     def _transaction(self) -> AbstractContextManager[PgCursor]:
-        return self._connection("BEGIN")
+        return self._connection(WRITE_BEGIN)
 
     def _reader(self) -> AbstractContextManager[PgCursor]:
         return self._connection(None)
 
     def _snapshot(self) -> AbstractContextManager[PgCursor]:
-        return self._connection("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return self._connection(("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",))
 
     def _commit_writes(self, cursor: PgCursor, stored: list[StoredEvent], views: ViewChanges) -> None:
         self.recorder.write(cursor, stored, views)

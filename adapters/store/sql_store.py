@@ -72,7 +72,6 @@ class SqlStore(ABC):
             return decode_job(rows[0], c.values, self.specs) if rows else None
 
     def list_jobs(self, f: JobFilter) -> Page:
-        after_created, after_id = f.after if f.after else (None, None)
         with self._reader() as c:
             rows = c.fetch(
                 "list_jobs",
@@ -81,13 +80,12 @@ class SqlStore(ABC):
                 queue=f.queue,
                 idempotency_key=f.idempotency_key,
                 parent_id=f.parent_id,
-                after_created=after_created,
-                after_id=after_id,
+                after=f.after,
                 limit=f.limit + 1,
             )
             decoded = [codecs.job_row(r, c.values) for r in rows]
         page = decoded[: f.limit]
-        cursor = (page[-1].created_at, page[-1].job_id) if len(decoded) > f.limit else None
+        cursor = page[-1].job_id if len(decoded) > f.limit else None
         return Page(page, cursor)
 
     def job_events(self, job_id: UUID) -> list[DomainEvent]:

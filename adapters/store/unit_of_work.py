@@ -49,7 +49,6 @@ class SqlUnitOfWork:
         self._before: dict[UUID, JobParts | None] = {}
         self._factories: dict[str, Factory] = {}
         self._order: list[Any] = []
-        self._hinted = False
         self._blocked_dependents: dict[UUID, set[UUID]] = {}
         """Blocked dependents per dependency, as read after the dependency was locked."""
 
@@ -151,13 +150,7 @@ class SqlUnitOfWork:
         r = rows[0]
         return IdempotencyRow(r["tenant"], r["key"], self._v.uuid(r["job_id"]), r["content_hash"])
 
-    def _hint_claim_plans(self) -> None:
-        if not self._hinted:
-            self._db.execute("claim_plan_hints")
-            self._hinted = True
-
     def claim_context(self, factory_name: str, f: ClaimFilter) -> ClaimContext:
-        self._hint_claim_plans()
         calls: list[tuple[str, dict[str, Any]]] = [
             ("lock_factory", {"name": factory_name}),
             ("leases_held", {"name": factory_name}),
@@ -173,7 +166,6 @@ class SqlUnitOfWork:
     def lock_claimable(
         self, f: ClaimFilter, quotas: Sequence[tuple[str | None, int]], exclude: Collection[UUID]
     ) -> list[list[Job]]:
-        self._hint_claim_plans()
         base = self._filter_params(f)
         base["exclude"] = list(exclude) + list(self._jobs)
         calls = []
@@ -190,11 +182,9 @@ class SqlUnitOfWork:
         return {"now": f.now, "caps": list(f.capabilities), "tenants": f.tenants, "queues": f.queues}
 
     def lock_expired_leases(self, now: datetime, limit: int) -> list[Job]:
-        self._hint_claim_plans()
         return self._restore(self._db.fetch("lock_expired_leases", now=now, limit=limit))
 
     def lock_due_jobs(self, now: datetime, limit: int) -> list[Job]:
-        self._hint_claim_plans()
         return self._restore(self._db.fetch("lock_due_jobs", now=now, limit=limit))
 
     def lock_jobs_leased_by(self, factory_name: str) -> list[Job]:
