@@ -47,22 +47,26 @@ WHERE tenant = %(tenant)s AND key = %(key)s
 FOR UPDATE;
 
 -- name: tenants_with_work
--- A loose index scan: one index probe per tenant instead of a DISTINCT over the queue.
+-- A loose index scan: one probe of the tenant-ordered index per tenant instead of a
+-- DISTINCT over the queue (ORDER BY ... LIMIT 1 rather than min(): the index order is
+-- the only plan, whatever the statistics say).
 WITH RECURSIVE t(tenant) AS (
-    SELECT min(q.tenant) FROM fleet_queue q
-    WHERE q.available_at <= %(now)s
-      AND q.capabilities <@ %(caps)s::text[]
-      AND (q.state = 'queued' OR NOT q.has_deps)
-      AND (%(tenants)s::text[] IS NULL OR q.tenant = ANY(%(tenants)s::text[]))
-      AND (%(queues)s::text[] IS NULL OR q.queue = ANY(%(queues)s::text[]))
+    (SELECT q.tenant FROM fleet_queue q
+     WHERE q.available_at <= %(now)s
+       AND q.capabilities <@ %(caps)s::text[]
+       AND (q.state = 'queued' OR NOT q.has_deps)
+       AND (%(tenants)s::text[] IS NULL OR q.tenant = ANY(%(tenants)s::text[]))
+       AND (%(queues)s::text[] IS NULL OR q.queue = ANY(%(queues)s::text[]))
+     ORDER BY q.tenant LIMIT 1)
   UNION ALL
-    SELECT (SELECT min(q.tenant) FROM fleet_queue q
+    SELECT (SELECT q.tenant FROM fleet_queue q
             WHERE q.tenant > t.tenant
               AND q.available_at <= %(now)s
               AND q.capabilities <@ %(caps)s::text[]
               AND (q.state = 'queued' OR NOT q.has_deps)
               AND (%(tenants)s::text[] IS NULL OR q.tenant = ANY(%(tenants)s::text[]))
-              AND (%(queues)s::text[] IS NULL OR q.queue = ANY(%(queues)s::text[])))
+              AND (%(queues)s::text[] IS NULL OR q.queue = ANY(%(queues)s::text[]))
+            ORDER BY q.tenant LIMIT 1)
     FROM t WHERE t.tenant IS NOT NULL
 )
 SELECT tenant FROM t WHERE tenant IS NOT NULL;

@@ -29,6 +29,7 @@ from pydantic_core import to_json
 from adapters.eventstore.application import EVENTS_TABLE
 from adapters.sql import queries
 from adapters.store.codecs import utc
+from adapters.store.prepared import SESSIONS, prepared_query
 from adapters.store.signals import QUEUE_CHANNEL, PgListener
 from adapters.store.sql_store import SqlStore
 from adapters.store.view_writer import apply_changes
@@ -147,33 +148,46 @@ class PgCursor:
     an answer, or with the COMMIT; and the transaction's BEGIN travels with its first
     statement. A claim is three round trips, a completion batch two, a plain submit one,
     and the events-table lock is taken and released within the last one, never held
-    across a network wait.
+    across a network wait. Named queries run as prepared statements (``prepared.py``):
+    PostgreSQL parses and plans each once per connection, not once per transaction.
     """
 
     values = PgValues()
 
     def __init__(self, conn: psycopg.Connection[Any], *, begin: Sequence[str] | None = WRITE_BEGIN):
         self.conn = conn
+        # Named queries are prepared by name (prepared.py); psycopg's own automatic
+        # preparing would answer a ROLLBACK with DEALLOCATE ALL and drop them.
+        conn.prepare_threshold = None
         self.cur: psycopg.ClientCursor[Any] = psycopg.ClientCursor(conn)
         self.sql = queries("postgres")
         self._begin = begin
         """None: no transaction (each read is its own autocommit statement)."""
         self._begun = False
         self._pending: list[str] = []
+        self._to_prepare: list[str] = []
+        """Named queries bound since the last round trip (prepared first if need be)."""
 
-    def _bind(self, sql: str, params: dict[str, Any]) -> str:
-        return self.cur.mogrify(sql, {k: _param(v) for k, v in params.items()}) if params else sql
+    def _bind(self, query: str, params: dict[str, Any]) -> str:
+        """``EXECUTE`` of the named query's prepared statement, its values bound client-side."""
+        prepared = prepared_query(query)
+        if prepared is None:  # LOCK, TRUNCATE: not preparable
+            sql = self.sql[query]
+            return self.cur.mogrify(sql, {k: _param(v) for k, v in params.items()}) if params else sql
+        self._to_prepare.append(query)
+        if not prepared.params:
+            return prepared.execute
+        return self.cur.mogrify(prepared.execute, [_param(params[name]) for name in prepared.params])
 
     def fetch(self, query: str, **params: Any) -> list[Any]:
-        return self._send(self._bind(self.sql[query], params))
+        return self._send(self._bind(query, params))
 
     def fetch_many(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
         """Several queries in one round trip; their answers in order."""
         if not calls:
             return []
-        skip = len(self._pending) + (len(self._begin) if self._begin is not None and not self._begun else 0)
-        statements = [self._bind(self.sql[query], params) for query, params in calls]
-        self._send_all(statements)
+        statements = [self._bind(query, params) for query, params in calls]
+        skip = self._send_all(statements) or 0  # never None: there are statements
         answers: list[list[Any]] = []
         for index in range(skip + len(statements)):
             if index >= skip:
@@ -183,7 +197,7 @@ class PgCursor:
         return answers
 
     def execute(self, query: str, **params: Any) -> None:
-        self._pending.append(self._bind(self.sql[query], params))
+        self._pending.append(self._bind(query, params))
 
     def add(self, statement: str) -> None:
         """Queue a statement already bound (lock, NOTIFY)."""
@@ -211,31 +225,42 @@ class PgCursor:
 
     def rollback(self) -> None:
         self._pending.clear()
+        self._to_prepare.clear()
         if self.conn.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
             with suppress(psycopg.Error):  # a broken connection: the pool discards it
                 self.conn.execute("ROLLBACK")
         self._begun = False
 
     def _send(self, last: str | None) -> list[Any]:
-        if not self._send_all([] if last is None else [last]):
+        if self._send_all([] if last is None else [last]) is None:
             return []
         while self.cur.nextset():  # every statement answers; the caller wants the last answer
             pass
         return self.cur.fetchall() if self.cur.description is not None else []
 
-    def _send_all(self, statements: list[str]) -> bool:
+    def _send_all(self, statements: list[str]) -> int | None:
+        """Send what is queued, then ``statements``, in one round trip; return how many
+        statements went before ``statements`` (None: nothing to send)."""
         parts: list[str] = []
         if self._begin is not None and not self._begun:
             parts += self._begin
             self._begun = True
+        if self._to_prepare:
+            parts += SESSIONS.leading(self.conn, self._to_prepare)
+            self._to_prepare = []
         parts += self._pending
         self._pending = []
+        if not parts and not statements:
+            return None
+        skip = len(parts)
         parts += statements
-        if not parts:
-            return False
-        # Newlines between statements: a "--" comment can never reach the next one.
-        self.cur.execute(";\n".join(parts))
-        return True
+        try:
+            # Newlines between statements: a "--" comment can never reach the next one.
+            self.cur.execute(";\n".join(parts))
+        except BaseException:
+            SESSIONS.forget(self.conn)
+            raise
+        return skip
 
     def _copy(self, query: str, rows: list[dict[str, Any]]) -> None:
         self.flush()  # COPY runs on its own: what was queued goes first

@@ -195,7 +195,9 @@ class Worker:
             if len(jobs) < free:
                 # A short claim: the queue is drained for us. Wait for a notification
                 # (or the idle poll) and claim again; a full claim loops straight back.
-                if self._stopping.wait(self.config.claim_cooldown_seconds):
+                # An empty one first cools down: the notifications that woke it were
+                # for work someone else took, and more of them may be queued.
+                if not jobs and self._stopping.wait(self.config.claim_cooldown_seconds):
                     return
                 self.port.wait_for_work(self.config.idle_poll_seconds)
 

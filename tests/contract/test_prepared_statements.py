@@ -1,0 +1,113 @@
+"""PostgreSQL units of work run their named queries as prepared statements
+(adapters/store/prepared.py): prepared once per connection, reused, and recovered after a
+failed batch or after someone dropped them, without touching other prepared statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from adapters.bootstrap import Settings
+from adapters.sql import queries
+from adapters.store.postgres import PostgresStore
+from adapters.store.prepared import PREFIX, prepared_query
+from coordinator.errors import Unavailable
+from coordinator.fleet import Fleet
+from tests.contract.helpers import claim_one, submit
+from tests.support import FakeClock, build_fleet, tenant
+
+pytestmark = pytest.mark.postgres
+
+ACME = tenant("acme")
+
+
+@pytest.fixture
+def one_connection_fleet(pg_database: str, clock: FakeClock) -> Iterator[Fleet]:
+    """A fleet whose pool holds exactly one connection: what it prepared stays visible."""
+    fleet = build_fleet(Settings(database_url=pg_database, pool_size=1, max_overflow=0), clock)
+    try:
+        yield fleet
+    finally:
+        fleet.close()
+
+
+def _store(fleet: Fleet) -> PostgresStore:
+    store = fleet.ctx.store
+    assert isinstance(store, PostgresStore)
+    return store
+
+
+def _session(fleet: Fleet, sql: str) -> list[Any]:
+    """Run ``sql`` on the pool's only connection, in autocommit."""
+    with _store(fleet).datastore.get_connection() as conn:
+        cur = conn.execute(sql)
+        return cur.fetchall() if cur.description is not None else []
+
+
+def _prepared(fleet: Fleet) -> dict[str, int]:
+    """Our prepared statements on that connection, with how often each was executed."""
+    rows = _session(
+        fleet,
+        "SELECT name, generic_plans + custom_plans AS runs FROM pg_prepared_statements "
+        f"WHERE starts_with(name, '{PREFIX}')",
+    )
+    return {r["name"]: r["runs"] for r in rows}
+
+
+def test_every_named_query_prepares(pg_database: str) -> None:
+    """PREPARE infers every parameter's type; a query it could not take would fail only
+    when first used, perhaps in production."""
+    not_preparable = []
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        for name in sorted(queries("postgres")):
+            statement = prepared_query(name)
+            if statement is None:
+                not_preparable.append(name)
+                continue
+            conn.execute(statement.prepare)
+            [row] = conn.execute(
+                "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = %s",
+                (statement.statement,),
+            ).fetchall()
+            assert row[0] == len(statement.params), name
+    assert sorted(not_preparable) == ["clear_views", "lock_events", "lock_views"]
+
+
+def test_statements_are_prepared_once_per_connection_and_reused(one_connection_fleet: Fleet) -> None:
+    fleet = one_connection_fleet
+    for _ in range(3):
+        submit(fleet, ACME)
+    runs = _prepared(fleet)
+    assert runs[f"{PREFIX}insert_jobs"] == 3  # one PREPARE, three EXECUTEs of it
+    claim_one(fleet, ACME)
+    assert _prepared(fleet)[f"{PREFIX}insert_jobs"] == 3
+    assert f"{PREFIX}lock_claimable_tenant" in _prepared(fleet)
+
+
+def test_a_failed_batch_starts_the_next_afresh_and_spares_other_statements(
+    one_connection_fleet: Fleet,
+) -> None:
+    fleet = one_connection_fleet
+    submit(fleet, ACME)
+    _session(fleet, "PREPARE someone_elses AS SELECT 42")
+    with pytest.raises(Unavailable), _store(fleet)._transaction() as cursor:
+        cursor.fetch("get_job", job_id="not-a-uuid")  # fails on the server
+    job = submit(fleet, ACME)
+    assert fleet.get(ACME, job).id == job
+    runs = _prepared(fleet)
+    assert runs[f"{PREFIX}insert_jobs"] == 1  # deallocated after the failure, prepared again
+    assert _session(fleet, "EXECUTE someone_elses")[0]["?column?"] == 42
+
+
+def test_statements_dropped_under_a_connection_are_prepared_again(one_connection_fleet: Fleet) -> None:
+    fleet = one_connection_fleet
+    submit(fleet, ACME)
+    _session(fleet, "DEALLOCATE ALL")
+    # The first try fails on the missing statement (Unavailable, retried); the batch
+    # failure made the set unknown, so the re-run deallocates and prepares afresh.
+    job = submit(fleet, ACME)
+    assert fleet.get(ACME, job).id == job
+    assert f"{PREFIX}insert_jobs" in _prepared(fleet)
