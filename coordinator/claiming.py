@@ -68,6 +68,10 @@ class Claiming:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self._after: str | None = None  # this process's round-robin position
+        self._sole_tenant: str | None = None
+        """The one tenant the last fleet-wide claim found work for, if it found one: the
+        next claim locks that tenant's jobs ahead, with the factory (one round trip less
+        when it is still the only one, and no difference otherwise)."""
         self._lock = Lock()
 
     def claim(self, identity: Identity, request: ClaimRequest) -> list[ClaimedJob]:
@@ -82,7 +86,12 @@ class Claiming:
             known = uow.lock_factory(request.factory_id)
             caps = () if known is None else known.capabilities
         f = ClaimFilter(now=now, capabilities=caps, tenants=identity.scope(), queues=request.queues)
-        context = uow.claim_context(request.factory_id, f)
+        guess = f.tenants[0] if f.tenants is not None and len(f.tenants) == 1 else self._sole_tenant
+        context = uow.claim_context(
+            request.factory_id, f, prefetch=None if guess is None else (guess, request.max_jobs)
+        )
+        if f.tenants is None:
+            self._sole_tenant = context.tenants[0] if len(context.tenants) == 1 else None
         factory = context.factory
         if factory is None:
             # First contact registers the factory; without a heartbeat timeout it is never

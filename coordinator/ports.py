@@ -110,9 +110,13 @@ class UnitOfWork(Protocol):
 
     def find_idempotent(self, tenant: str, key: str) -> IdempotencyRow | None: ...
 
-    def claim_context(self, factory_name: str, f: ClaimFilter) -> ClaimContext:
+    def claim_context(
+        self, factory_name: str, f: ClaimFilter, prefetch: tuple[str, int] | None = None
+    ) -> ClaimContext:
         """Lock the factory's row, count its leases, and list the tenants with eligible
-        work (when the filter spans more than one tenant)."""
+        work (when the filter spans more than one tenant). With ``prefetch=(tenant, n)``,
+        also lock that tenant's ``n`` best eligible jobs in the same go: a following
+        ``lock_claimable`` this covers is answered from them, without another query."""
         ...
 
     def lock_claimable(

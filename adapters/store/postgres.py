@@ -146,10 +146,11 @@ class PgCursor:
     ~400 us). So statements that return nothing (``execute``, view writes, the events
     append) are bound client-side and queued; they travel with the next query that needs
     an answer, or with the COMMIT; and the transaction's BEGIN travels with its first
-    statement. A claim is three round trips, a completion batch two, a plain submit one,
-    and the events-table lock is taken and released within the last one, never held
-    across a network wait. Named queries run as prepared statements (``prepared.py``):
-    PostgreSQL parses and plans each once per connection, not once per transaction.
+    statement. A claim is two round trips while one tenant has work (three with
+    several), a completion batch two, a plain submit one, and the events-table lock is
+    taken and released within the last one, never held across a network wait. Named
+    queries run as prepared statements (``prepared.py``): PostgreSQL parses and plans
+    each once per connection, not once per transaction.
     """
 
     values = PgValues()

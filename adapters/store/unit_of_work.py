@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -38,6 +39,15 @@ class Cursor(Protocol):
     def execute(self, query: str, **params: Any) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Prefetched:
+    filter: ClaimFilter
+    tenant: str
+    limit: int
+    rows: list[Any]
+    """Locked rows, best first; restored into jobs only when a claim takes them."""
+
+
 class SqlUnitOfWork:
     """Implements ``coordinator.ports.UnitOfWork`` over a backend cursor."""
 
@@ -51,6 +61,8 @@ class SqlUnitOfWork:
         self._order: list[Any] = []
         self._blocked_dependents: dict[UUID, set[UUID]] = {}
         """Blocked dependents per dependency, as read after the dependency was locked."""
+        self._prefetched: _Prefetched | None = None
+        """Jobs a claim context locked ahead, for the claim's ``lock_claimable``."""
 
     # ------------------------------------------------------------------ jobs
 
@@ -150,7 +162,9 @@ class SqlUnitOfWork:
         r = rows[0]
         return IdempotencyRow(r["tenant"], r["key"], self._v.uuid(r["job_id"]), r["content_hash"])
 
-    def claim_context(self, factory_name: str, f: ClaimFilter) -> ClaimContext:
+    def claim_context(
+        self, factory_name: str, f: ClaimFilter, prefetch: tuple[str, int] | None = None
+    ) -> ClaimContext:
         calls: list[tuple[str, dict[str, Any]]] = [
             ("lock_factory", {"name": factory_name}),
             ("leases_held", {"name": factory_name}),
@@ -158,24 +172,54 @@ class SqlUnitOfWork:
         one_tenant = f.tenants is not None and len(f.tenants) == 1
         if not one_tenant:
             calls.append(("tenants_with_work", self._filter_params(f)))
+        if prefetch is not None:
+            calls.append(self._lock_tenant_call(f, prefetch[0], prefetch[1], ()))
         answers = self._db.fetch_many(calls)
         factories = self._restore_factories(answers[0])
         tenants = list(f.tenants or ()) if one_tenant else [r["tenant"] for r in answers[2]]
+        if prefetch is not None:
+            self._prefetched = _Prefetched(f, prefetch[0], prefetch[1], list(answers[-1]))
         return ClaimContext(factories[0] if factories else None, int(answers[1][0]["n"]), tenants)
 
     def lock_claimable(
         self, f: ClaimFilter, quotas: Sequence[tuple[str | None, int]], exclude: Collection[UUID]
     ) -> list[list[Job]]:
-        base = self._filter_params(f)
-        base["exclude"] = list(exclude) + list(self._jobs)
+        skip = set(exclude) | set(self._jobs)
+        answers: list[list[Any] | None] = [self._from_prefetch(f, q, skip) for q in quotas]
         calls = []
-        for tenant, limit in quotas:
+        for (tenant, limit), answer in zip(quotas, answers, strict=True):
+            if answer is not None:
+                continue
             if tenant is None:
+                base = {**self._filter_params(f), "exclude": list(skip)}
                 calls.append(("lock_claimable_any", {**base, "limit": limit}))
             else:
-                params = {k: v for k, v in base.items() if k != "tenants"}
-                calls.append(("lock_claimable_tenant", {**params, "tenant": tenant, "limit": limit}))
-        return [self._restore(rows) for rows in self._db.fetch_many(calls)]
+                calls.append(self._lock_tenant_call(f, tenant, limit, skip))
+        fetched = iter(self._db.fetch_many(calls))
+        return [self._restore(next(fetched) if rows is None else rows) for rows in answers]
+
+    def _lock_tenant_call(
+        self, f: ClaimFilter, tenant: str, limit: int, exclude: Collection[UUID]
+    ) -> tuple[str, dict[str, Any]]:
+        params = {k: v for k, v in self._filter_params(f).items() if k != "tenants"}
+        return "lock_claimable_tenant", {**params, "tenant": tenant, "limit": limit, "exclude": list(exclude)}
+
+    def _from_prefetch(
+        self, f: ClaimFilter, quota: tuple[str | None, int], skip: set[UUID]
+    ) -> list[Any] | None:
+        """The rows the prefetch already locked that answer ``quota`` exactly as its own
+        query would (the best ``limit`` eligible jobs of the tenant, not in ``skip``);
+        None when the prefetch cannot tell."""
+        got = self._prefetched
+        tenant, limit = quota
+        if got is None or got.filter is not f or tenant != got.tenant:
+            return None
+        rows = [r for r in got.rows if self._v.uuid(r["job_id"]) not in skip]
+        if len(rows) >= limit:
+            return rows[:limit]
+        # Fewer than asked: the answer only if the prefetch saw the tenant's whole
+        # eligible list (it came back short of its own limit).
+        return rows if len(got.rows) < got.limit else None
 
     @staticmethod
     def _filter_params(f: ClaimFilter) -> dict[str, Any]:

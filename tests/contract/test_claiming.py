@@ -122,6 +122,28 @@ def test_tenants_take_turns(fleet: Fleet, clock: FakeClock) -> None:
     assert set(batch[0:2]) == set(batch[2:4]) == {"big", "small"}
 
 
+def test_a_tenant_arriving_after_another_had_the_fleet_alone_gets_its_turn(
+    fleet: Fleet, clock: FakeClock
+) -> None:
+    # Given one tenant alone with work, served by a fleet-wide worker for a while
+    # (its claims then lock that tenant's jobs ahead, with the factory)
+    alone, newcomer = tenant("alone"), tenant("newcomer")
+    backlog = [submit(fleet, alone, priority="low") for _ in range(6)]
+    clock.advance(1)
+    urgent = submit(fleet, alone, priority="critical")
+    worker = fleet_wide("worker")
+    assert claim_one(fleet, worker, "w").job.id == urgent
+    assert claim_one(fleet, worker, "w").job.id == backlog[0]
+    # When another tenant's work arrives
+    clock.advance(1)
+    theirs = submit(fleet, newcomer, priority="low")
+    # Then the next claim serves both, each tenant's best job first
+    batch = claim(fleet, worker, "w", max_jobs=2)
+    assert {c.job.id for c in batch} == {backlog[1], theirs}
+    # And with the newcomer served, the rest of the backlog comes in order
+    assert [c.job.id for c in claim(fleet, worker, "w", max_jobs=10)] == backlog[2:]
+
+
 def test_a_down_factory_cannot_claim_until_it_heartbeats(fleet: Fleet, clock: FakeClock) -> None:
     fleet.heartbeat(ACME, FactoryReport(factory_id="flaky", heartbeat_timeout_seconds=5))
     submit(fleet, ACME)
