@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 PEERS = Path(os.environ.get("BENCH_PEERS_DIR", HERE.parent.parent / "shared" / "bench-peers")).resolve()
 
 FLEETLOG, STRICT, IDIOMATIC, PGBENCH = "fleetlog", "pgqueuer", "pgqueuer-idiomatic", "pgbench-simple"
+PREFETCH = "fleetlog-prefetch"
 FULL_N, FULL_REPEATS = 20_000, 3
 
 
@@ -100,8 +101,14 @@ def cpu(d: dict[str, Any] | None) -> dict[str, dict[str, Any] | None]:
     return out
 
 
+def prefetch_label(res: dict[str, dict[str, Any]]) -> str:
+    sets = res.get(PREFETCH, {}).get("args", {}).get("worker_set") or []
+    value = next((v.split("=", 1)[1] for v in sets if v.startswith("prefetch=")), "?")
+    return f"Fleetlog prefetch={value}"
+
+
 def headline(res: dict[str, dict[str, Any]]) -> list[str]:
-    fl, st, idi = res.get(FLEETLOG), res.get(STRICT), res.get(IDIOMATIC)
+    fl, pf, st, idi = res.get(FLEETLOG), res.get(PREFETCH), res.get(STRICT), res.get(IDIOMATIC)
     n = (fl or st or {}).get("args", {}).get("n")
     ns = (fl or st or {}).get("args", {}).get("n_single")
     a = (fl or st or {}).get("args", {})
@@ -114,18 +121,23 @@ def headline(res: dict[str, dict[str, Any]]) -> list[str]:
         ("p99", "W3 latency p99 (ms)", 1, False),
     ]
     lines = [
-        "| workload | Fleetlog (direct) | PgQueuer strict | PgQueuer idiomatic "
-        "| **ratio Fleetlog / strict** | **ratio Fleetlog / idiomatic** |",
-        "|---|---|---|---|---|---|",
+        f"| workload | Fleetlog | {prefetch_label(res)} | PgQueuer strict | PgQueuer idiomatic "
+        "| **Fleetlog / strict** | **Fleetlog / idiomatic** | **prefetch / strict** "
+        "| **prefetch / idiomatic** |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, label, nd, enqueue in rows:
         f, s = metric(fl, key), metric(st, key)
-        i = metric(idi, key)
-        i_text = span(i, nd)
-        if i is None and enqueue and s is not None:
-            i, i_text = s, "same as strict"  # the setups differ only in their workers
+        i, p = metric(idi, key), metric(pf, key)
+        i_text, p_text = span(i, nd), span(p, nd)
+        if enqueue:  # the setups differ only in their workers
+            if i is None and s is not None:
+                i, i_text = s, "same as strict"
+            if p is None and f is not None:
+                p, p_text = f, "same as Fleetlog"
         lines.append(
-            f"| {label} | {span(f, nd)} | {span(s, nd)} | {i_text} | **{ratio(f, s)}** | **{ratio(f, i)}** |"
+            f"| {label} | {span(f, nd)} | {p_text} | {span(s, nd)} | {i_text} | **{ratio(f, s)}** "
+            f"| **{ratio(f, i)}** | **{ratio(p, s)}** | **{ratio(p, i)}** |"
         )
     return lines
 
@@ -137,7 +149,8 @@ def cpu_table(res: dict[str, dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for key, label in (
-        (FLEETLOG, "Fleetlog (direct)"),
+        (FLEETLOG, "Fleetlog"),
+        (PREFETCH, prefetch_label(res)),
         (STRICT, "PgQueuer strict"),
         (IDIOMATIC, "PgQueuer idiomatic"),
     ):
@@ -152,30 +165,35 @@ def cpu_table(res: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def fleetlog_internals(d: dict[str, Any] | None) -> list[str]:
-    if d is None:
-        return []
-    w = d["workloads"]
+def fleetlog_internals(res: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
-        "| workload, run | jobs/claim | empty claims | jobs/completion batch | lease grants "
+        "| setup | workload, run | jobs/claim | empty claims | jobs/completion batch | lease grants "
         "| events/job | verified |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    for key, label in ((FLEETLOG, "Fleetlog"), (PREFETCH, prefetch_label(res))):
+        if key in res:
+            lines += _internals_rows(label, res[key]["workloads"])
+    return lines if len(lines) > 2 else []
+
+
+def _internals_rows(label: str, w: dict[str, Any]) -> list[str]:
+    lines = []
     for r, v in enumerate(w.get("w2_drain", {}).get("verify") or []):
         s = v.get("workers") or {}
         lines.append(
-            f"| W2 r{r} | {s.get('jobs_per_claim', '-')} | {s.get('empty_claims', '-')} "
+            f"| {label} | W2 r{r} | {s.get('jobs_per_claim', '-')} | {s.get('empty_claims', '-')} "
             f"| {s.get('jobs_per_complete', '-')} | {v.get('lease_grants', '-')} "
             f"| {v.get('job_events_per_job', '-')} | {'OK' if v.get('ok') else 'FAILED ' + json.dumps(v)} |"
         )
     for r, run in enumerate(w.get("w3_latency", {}).get("runs") or []):
         s = run.get("workers") or {}
         lines.append(
-            f"| W3 r{r} | {s.get('jobs_per_claim', '-')} | {s.get('empty_claims', '-')} "
+            f"| {label} | W3 r{r} | {s.get('jobs_per_claim', '-')} | {s.get('empty_claims', '-')} "
             f"| {s.get('jobs_per_complete', '-')} | - | - "
             f"| {run['latencies_recorded']}/{run['jobs']} recorded |"
         )
-    return lines if len(lines) > 2 else []
+    return lines
 
 
 def pgbench_line(d: dict[str, Any] | None) -> str:
@@ -220,7 +238,7 @@ def detail_rows(res: dict[str, dict[str, Any]]) -> list[str]:
         return [f"(detailed rows unavailable: {exc})"]
     hdr = ["peer", "version", "workload", "setup", "median", "min", "max", "notes"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "|".join(["---"] * len(hdr)) + "|"]
-    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG]
+    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG, PREFETCH]
     for key in [*known, *sorted(set(res) - set(known))]:
         if key in res:
             for row in make_report.rows_for(res[key], key + ".json"):
@@ -256,7 +274,7 @@ def warnings(res: dict[str, dict[str, Any]], session: dict[str, Any]) -> list[st
     }
     if len(keys) > 1:
         out.append("> **Warning:** the result files differ in N/PROCS/CONC/REPEATS/W3 settings.")
-    for key in (FLEETLOG, STRICT, IDIOMATIC):
+    for key in (FLEETLOG, PREFETCH, STRICT, IDIOMATIC):
         for r, v in enumerate(res.get(key, {}).get("workloads", {}).get("w2_drain", {}).get("verify") or []):
             if isinstance(v, dict) and not v.get("ok"):
                 out.append(f"> **Verification FAILED**: {key} W2 run {r}: {json.dumps(v)}")
@@ -282,7 +300,8 @@ def main() -> None:
         "",
         f"Command: `{session.get('command', 'bash bench/run.sh')}` (from the project root; `make bench` "
         "runs `bash bench/run.sh`). Same session, same machine, one at a time: pgbench, PgQueuer strict, "
-        "PgQueuer idiomatic, then Fleetlog. Harness and workloads: `../shared/bench-peers` "
+        "PgQueuer idiomatic, Fleetlog with the worker's defaults, then Fleetlog with worker prefetch. "
+        "Harness and workloads: `../shared/bench-peers` "
         "(README.md there); Fleetlog's adapter: `bench/bench_fleetlog.py`.",
         "",
         *warnings(res, session),
@@ -290,7 +309,8 @@ def main() -> None:
         "## Headline: medians (min-max over the repeats) and ratios",
         "",
         "Ratio = Fleetlog median / PgQueuer median. For jobs/s above 1 means Fleetlog is faster; "
-        "for latency above 1 means Fleetlog is slower.",
+        "for latency above 1 means Fleetlog is slower. PgQueuer strict is the peer scripts' default "
+        "setup (the issue's reference); idiomatic is PgQueuer's own defaults.",
         "",
         *headline(res),
         "",
@@ -310,6 +330,9 @@ def main() -> None:
         f"{w_api(fl, 'w1_single')}.",
         f"- PgQueuer strict: {st.get('setup', '-')}. W1 bulk: {w_api(st, 'w1_bulk')}; W1 single: "
         f"{w_api(st, 'w1_single')}.",
+        f"- {prefetch_label(res)}: {res.get(PREFETCH, {}).get('setup', '-')} (W2 and W3 only; its "
+        "enqueue is the default run's). A prefetching worker holds leases beyond its handler threads, "
+        "so a claim cannot record which jobs start at once: no start event (3 events per job, not 4).",
         f"- PgQueuer idiomatic: {res.get(IDIOMATIC, {}).get('setup', '-')} (W2 and W3 only; its enqueue "
         "is the strict run's).",
         "- Differences that stay: PgQueuer's bulk enqueue is one call for all N jobs, Fleetlog's "
@@ -323,7 +346,7 @@ def main() -> None:
         "From the worker processes (DirectPort call counters, Worker stats) and the W2 verification "
         "over the event log (every job exactly one JobSucceeded event; nothing queued or leased).",
         "",
-        *fleetlog_internals(res.get(FLEETLOG)),
+        *fleetlog_internals(res),
         "",
         "## Machine",
         "",

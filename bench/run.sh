@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fleetlog against the peer job queues, in ONE session on this machine (`make bench`):
 #   pgbench commit ceiling (short) -> PgQueuer strict -> PgQueuer idiomatic -> Fleetlog (direct)
+#   -> Fleetlog with worker prefetch (W2, W3)
 #   -> bench/RESULTS.md (medians, min/max, Fleetlog/PgQueuer ratios, CPU, machine, command).
 #
 #   bash bench/run.sh                                   # full run: N=20000 PROCS=2 CONC=4 REPEATS=3 (~15 min)
@@ -8,11 +9,13 @@
 #                                                       #   written to bench/results/tmp/quick/
 #   N=20000 PROCS=2 CONC=4 REPEATS=3 bash bench/run.sh  # the defaults, spelled out
 #   STEPS="fleetlog report" bash bench/run.sh           # a subset (steps: pgbench pgqueuer
-#                                                       #   pgqueuer-idiomatic fleetlog report)
+#                                                       #   pgqueuer-idiomatic fleetlog
+#                                                       #   fleetlog-prefetch report)
 #
 # Other knobs: DSN (server + the peers' database, default postgresql://postgres@127.0.0.1:5432/bench),
 # NS (W1 one-at-a-time jobs, 2000), RATE (W3 jobs/s, 200), DURATION (W3 seconds, 20), PRODUCERS (4),
-# PGBENCH_SECONDS (5), FLEETLOG_ARGS (extra bench_fleetlog.py arguments, e.g. "--worker-set
+# PGBENCH_SECONDS (5), PREFETCH (16: WorkerConfig.prefetch of the fleetlog-prefetch step),
+# FLEETLOG_ARGS (extra bench_fleetlog.py arguments for both Fleetlog steps, e.g. "--worker-set
 # completion_flush_ms=5"), OUT_DIR / REPORT (where JSON and the report go), PYTHON (to create the
 # peers' venv), BENCH_PEERS_DIR (default ../shared/bench-peers).
 #
@@ -40,7 +43,8 @@ CONC=${CONC:-4}
 RATE=${RATE:-200}
 PRODUCERS=${PRODUCERS:-4}
 FLEETLOG_ARGS=${FLEETLOG_ARGS:-}
-STEPS=${STEPS:-"pgbench pgqueuer pgqueuer-idiomatic fleetlog report"}
+PREFETCH=${PREFETCH:-16}
+STEPS=${STEPS:-"pgbench pgqueuer pgqueuer-idiomatic fleetlog fleetlog-prefetch report"}
 PYTHON=${PYTHON:-python3}
 FLEETLOG_PY=$ROOT/.venv/bin/python
 PEERS_VENV=$ROOT/bench/.peers-venv
@@ -55,7 +59,7 @@ exec > >(tee -a "$LOG") 2>&1
 common=(--dsn "$DSN" --n "$N" --n-single "$NS" --procs "$PROCS" --concurrency "$CONC" --repeats "$REPEATS"
         --rate "$RATE" --duration "$DURATION" --producers "$PRODUCERS")
 COMMAND="QUICK=$QUICK N=$N NS=$NS PROCS=$PROCS CONC=$CONC REPEATS=$REPEATS RATE=$RATE DURATION=$DURATION"
-COMMAND+=" PRODUCERS=$PRODUCERS PGBENCH_SECONDS=$PGBENCH_SECONDS STEPS=\"$STEPS\""
+COMMAND+=" PRODUCERS=$PRODUCERS PGBENCH_SECONDS=$PGBENCH_SECONDS PREFETCH=$PREFETCH STEPS=\"$STEPS\""
 [ -n "$FLEETLOG_ARGS" ] && COMMAND+=" FLEETLOG_ARGS=\"$FLEETLOG_ARGS\""
 COMMAND+=" bash bench/run.sh"
 echo "=== $COMMAND"
@@ -136,6 +140,13 @@ for step in $STEPS; do
     fleetlog)
       # shellcheck disable=SC2086  # FLEETLOG_ARGS is a list of words
       "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" --out "$OUT_DIR/fleetlog.json" \
+          --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
+    fleetlog-prefetch)
+      # The worker holding PREFETCH leases beyond its 4 handler threads: bigger claims, no
+      # start event (as PgQueuer idiomatic batches 10), W2 and W3; its enqueue is the default's
+      # shellcheck disable=SC2086
+      "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" --workloads w2,w3 \
+          --worker-set "prefetch=$PREFETCH" --out "$OUT_DIR/fleetlog-prefetch.json" \
           --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
     report)
       if [ "$ran" = 1 ]; then session end; fi  # a report-only run keeps the session's times

@@ -267,10 +267,14 @@ class PgCursor:
         self.flush()  # COPY runs on its own: what was queued goes first
         table, columns = COPY_INSERTS[query]
         names = [name for name, _ in columns]
+        arrays = [i for i, (_, kind) in enumerate(columns) if kind.endswith("[]")]
         with self.cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types([kind for _, kind in columns])
             for row in rows:
-                copy.write_row([_param(row[name]) for name in names])
+                values = [row[name] for name in names]
+                for i in arrays:
+                    values[i] = list(values[i])  # psycopg dumps lists, not tuples, as arrays
+                copy.write_row(values)
 
 
 class _ImmediateWriter:
@@ -299,6 +303,7 @@ class FleetPostgresRecorder(PostgresApplicationRecorder):
         self._copy_events = SQL(
             "COPY {0}.{1} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
         ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+        self._prelude: list[str] | None = None
 
     def _insert_events(
         self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -309,6 +314,16 @@ class FleetPostgresRecorder(PostgresApplicationRecorder):
             queues = newly_claimable_queues(views)
             if queues:
                 curs.execute("SELECT pg_notify(%s, %s)", (QUEUE_CHANNEL, ",".join(sorted(queues))))
+
+    def _append_prelude(self, conn: psycopg.Connection[Any]) -> list[str]:
+        """The library's lock and notify statements as text (composed once, not per write)."""
+        if self._prelude is None:
+            statements: list[Any] = [
+                *self.lock_table_statements,
+                SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
+            ]
+            self._prelude = [s.as_string(conn) if isinstance(s, Composable) else str(s) for s in statements]
+        return self._prelude
 
     def write(self, cursor: PgCursor, stored_events: Sequence[StoredEvent], views: ViewChanges) -> None:
         """Queue a unit of work's appends on ``cursor``; they go with its COMMIT."""
@@ -321,11 +336,8 @@ class FleetPostgresRecorder(PostgresApplicationRecorder):
             return
         # The library's append steps: lock the table (commit order = notification order),
         # NOTIFY the events channel, insert.
-        for statement in self.lock_table_statements:
-            cursor.add(
-                statement.as_string(cursor.conn) if isinstance(statement, Composable) else str(statement)
-            )
-        cursor.add(SQL("NOTIFY {0}").format(Identifier(self.channel_name)).as_string(cursor.conn))
+        for statement in self._append_prelude(cursor.conn):
+            cursor.add(statement)
         if len(stored_events) >= COPY_MIN_ROWS:
             cursor.flush()
             with cursor.cur.copy(self._copy_events) as copy:
