@@ -34,6 +34,10 @@ class Settings(BaseModel):
     max_overflow: int = Field(default=10, ge=0, le=200)
     migrate: bool = True
     """Apply pending migrations when the app starts."""
+    prepared_statements: bool = True
+    """PostgreSQL: run named queries as prepared statements (planned once per connection).
+    Turn off behind a transaction-pooling PgBouncer, which tracks only protocol-level
+    prepares (``FLEETLOG_PG_PREPARED_STATEMENTS=off``)."""
     reaper: ReaperConfig = ReaperConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
 
@@ -44,6 +48,8 @@ class Settings(BaseModel):
             values["data_dir"] = Path(environ["FLEETLOG_DATA_DIR"])
         if environ.get("DATABASE_URL"):
             values["database_url"] = environ["DATABASE_URL"]
+        if environ.get("FLEETLOG_PG_PREPARED_STATEMENTS"):
+            values["prepared_statements"] = environ["FLEETLOG_PG_PREPARED_STATEMENTS"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 
@@ -92,7 +98,10 @@ def build_store(settings: Settings) -> Store:
             from adapters.store.postgres import PostgresStore
 
             return PostgresStore(
-                settings.database_url, pool_size=settings.pool_size, max_overflow=settings.max_overflow
+                settings.database_url,
+                pool_size=settings.pool_size,
+                max_overflow=settings.max_overflow,
+                prepared_statements=settings.prepared_statements,
             )
         from adapters.store.sqlite import SQLiteStore
 

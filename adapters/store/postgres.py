@@ -155,8 +155,15 @@ class PgCursor:
 
     values = PgValues()
 
-    def __init__(self, conn: psycopg.Connection[Any], *, begin: Sequence[str] | None = WRITE_BEGIN):
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        begin: Sequence[str] | None = WRITE_BEGIN,
+        prepared: bool = True,
+    ):
         self.conn = conn
+        self._prepared = prepared
         # Named queries are prepared by name (prepared.py); psycopg's own automatic
         # preparing would answer a ROLLBACK with DEALLOCATE ALL and drop them.
         conn.prepare_threshold = None
@@ -171,8 +178,8 @@ class PgCursor:
 
     def _bind(self, query: str, params: dict[str, Any]) -> str:
         """``EXECUTE`` of the named query's prepared statement, its values bound client-side."""
-        prepared = prepared_query(query)
-        if prepared is None:  # LOCK, TRUNCATE: not preparable
+        prepared = prepared_query(query) if self._prepared else None
+        if prepared is None:  # turned off, or LOCK, TRUNCATE: not preparable
             sql = self.sql[query]
             return self.cur.mogrify(sql, {k: _param(v) for k, v in params.items()}) if params else sql
         self._to_prepare.append(query)
@@ -399,9 +406,12 @@ def _translate(exc: BaseException) -> Exception | None:
 class PostgresStore(SqlStore):
     backend = "postgres"
 
-    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10):
+    def __init__(
+        self, url: str, *, pool_size: int = 5, max_overflow: int = 10, prepared_statements: bool = True
+    ):
         super().__init__(postgres_env(url, pool_size, max_overflow))
         self.url = url
+        self.prepared_statements = prepared_statements
         self.datastore: PostgresDatastore = self.app.recorder.datastore  # type: ignore[attr-defined]
         self.recorder: FleetPostgresRecorder = self.app.recorder  # type: ignore[assignment]
 
@@ -409,7 +419,7 @@ class PostgresStore(SqlStore):
     def _connection(self, begin: Sequence[str] | None) -> Iterator[PgCursor]:
         try:
             with self.datastore.get_connection() as conn:
-                cursor = PgCursor(conn, begin=begin)
+                cursor = PgCursor(conn, begin=begin, prepared=self.prepared_statements)
                 try:
                     yield cursor
                     cursor.commit()

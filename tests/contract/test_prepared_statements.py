@@ -111,3 +111,21 @@ def test_statements_dropped_under_a_connection_are_prepared_again(one_connection
     job = submit(fleet, ACME)
     assert fleet.get(ACME, job).id == job
     assert f"{PREFIX}insert_jobs" in _prepared(fleet)
+
+
+def test_prepared_statements_can_be_turned_off_for_a_transaction_pooler(
+    pg_database: str, clock: FakeClock
+) -> None:
+    settings = Settings.from_env(
+        {"DATABASE_URL": pg_database, "FLEETLOG_PG_PREPARED_STATEMENTS": "off"}, pool_size=1, max_overflow=0
+    )
+    assert settings.prepared_statements is False
+    fleet = build_fleet(settings, clock)
+    try:
+        submit(fleet, ACME)
+        claimed = claim_one(fleet, ACME)
+        fleet.succeed(ACME, claimed.job.id, claimed.epoch)
+        assert fleet.get(ACME, claimed.job.id).state == "succeeded"
+        assert _prepared(fleet) == {}
+    finally:
+        fleet.close()
