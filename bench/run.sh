@@ -4,7 +4,7 @@
 #   -> Fleetlog with worker prefetch (W2, W3)
 #   -> bench/RESULTS.md (medians, min/max, Fleetlog/PgQueuer ratios, CPU, machine, command).
 #
-#   bash bench/run.sh                                   # full run: N=20000 PROCS=2 CONC=4 REPEATS=3 (~15 min)
+#   bash bench/run.sh                                   # full run: N=20000 PROCS=2 CONC=4 REPEATS=3 (~10 min)
 #   QUICK=1 bash bench/run.sh                           # smoke: N=2000 REPEATS=1 W3 5 s (~2 min),
 #                                                       #   written to bench/results/tmp/quick/
 #   N=20000 PROCS=2 CONC=4 REPEATS=3 bash bench/run.sh  # the defaults, spelled out
@@ -78,7 +78,9 @@ if what == "start":
                 if l.startswith("model name")), platform.processor())
     git = lambda *a: subprocess.run(["git", "-C", root, *a], capture_output=True, text=True)
     commit = git("rev-parse", "--short", "HEAD").stdout.strip()
-    dirty = git("diff-index", "--quiet", "HEAD", "--").returncode == 1  # read-only plumbing
+    # Changes to the code measured; the session's own outputs (tracked or not) do not count.
+    dirty = bool(git("status", "--porcelain", "--", ".", ":(exclude)bench/results",
+                     ":(exclude)bench/RESULTS.md").stdout.strip())
     data = {"command": command, "started": now, "load_avg_at_start": load, "cpu_model": cpu,
             "cpus": os.cpu_count(), "kernel": platform.release(), "host": platform.node(),
             "fleetlog_commit": commit, "fleetlog_tree_dirty": dirty}

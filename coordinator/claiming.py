@@ -86,7 +86,7 @@ class Claiming:
             known = uow.lock_factory(request.factory_id)
             caps = () if known is None else known.capabilities
         f = ClaimFilter(now=now, capabilities=caps, tenants=identity.scope(), queues=request.queues)
-        guess = f.tenants[0] if f.tenants is not None and len(f.tenants) == 1 else self._sole_tenant
+        guess = self._tenant_to_prefetch(f)
         context = uow.claim_context(
             request.factory_id, f, prefetch=None if guess is None else (guess, request.max_jobs)
         )
@@ -116,6 +116,13 @@ class Claiming:
                 job.start(job.epoch, now)
         uow.add(*jobs)
         return [ClaimedJob.of(job) for job in jobs]
+
+    def _tenant_to_prefetch(self, f: ClaimFilter) -> str | None:
+        """Whose jobs to lock with the claim context: the filter's one tenant, or for a
+        fleet-wide claim the one the last claim found alone."""
+        if f.tenants is None:
+            return self._sole_tenant
+        return f.tenants[0] if len(f.tenants) == 1 else None
 
     def _select(self, uow: UnitOfWork, f: ClaimFilter, limit: int, tenants: list[str]) -> list[Job]:
         if not tenants:
