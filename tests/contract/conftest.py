@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from adapters.bootstrap import Settings
 from coordinator.fleet import Fleet
-from tests.support import fleet_wide
+from tests.support import FakeClock, build_fleet, fleet_wide
 
 
 @pytest.fixture
@@ -16,3 +17,16 @@ def fleet(fleet: Fleet) -> Iterator[Fleet]:
     yield fleet
     report = fleet.verify_projections(fleet_wide())
     assert report.ok, [d.describe() for d in report.differences]
+
+
+@pytest.fixture
+def pg_fleet(pg_database: str, clock: FakeClock) -> Iterator[Fleet]:
+    """A PostgreSQL fleet whose pool holds exactly one connection (what it prepared, and
+    how many round trips it takes, stay observable), verified against the log after."""
+    fleet = build_fleet(Settings(database_url=pg_database, pool_size=1, max_overflow=0), clock)
+    try:
+        yield fleet
+        report = fleet.verify_projections(fleet_wide())
+        assert report.ok, [d.describe() for d in report.differences]
+    finally:
+        fleet.close()

@@ -4,7 +4,6 @@ failed batch or after someone dropped them, without touching other prepared stat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -22,16 +21,6 @@ from tests.support import FakeClock, build_fleet, tenant
 pytestmark = pytest.mark.postgres
 
 ACME = tenant("acme")
-
-
-@pytest.fixture
-def one_connection_fleet(pg_database: str, clock: FakeClock) -> Iterator[Fleet]:
-    """A fleet whose pool holds exactly one connection: what it prepared stays visible."""
-    fleet = build_fleet(Settings(database_url=pg_database, pool_size=1, max_overflow=0), clock)
-    try:
-        yield fleet
-    finally:
-        fleet.close()
 
 
 def _store(fleet: Fleet) -> PostgresStore:
@@ -76,8 +65,8 @@ def test_every_named_query_prepares(pg_database: str) -> None:
     assert sorted(not_preparable) == ["clear_views", "lock_events", "lock_views"]
 
 
-def test_statements_are_prepared_once_per_connection_and_reused(one_connection_fleet: Fleet) -> None:
-    fleet = one_connection_fleet
+def test_statements_are_prepared_once_per_connection_and_reused(pg_fleet: Fleet) -> None:
+    fleet = pg_fleet
     for _ in range(3):
         submit(fleet, ACME)
     runs = _prepared(fleet)
@@ -88,9 +77,9 @@ def test_statements_are_prepared_once_per_connection_and_reused(one_connection_f
 
 
 def test_a_failed_batch_starts_the_next_afresh_and_spares_other_statements(
-    one_connection_fleet: Fleet,
+    pg_fleet: Fleet,
 ) -> None:
-    fleet = one_connection_fleet
+    fleet = pg_fleet
     submit(fleet, ACME)
     _session(fleet, "PREPARE someone_elses AS SELECT 42")
     with pytest.raises(Unavailable), _store(fleet)._transaction() as cursor:
@@ -102,8 +91,8 @@ def test_a_failed_batch_starts_the_next_afresh_and_spares_other_statements(
     assert _session(fleet, "EXECUTE someone_elses")[0]["?column?"] == 42
 
 
-def test_statements_dropped_under_a_connection_are_prepared_again(one_connection_fleet: Fleet) -> None:
-    fleet = one_connection_fleet
+def test_statements_dropped_under_a_connection_are_prepared_again(pg_fleet: Fleet) -> None:
+    fleet = pg_fleet
     submit(fleet, ACME)
     _session(fleet, "DEALLOCATE ALL")
     # The first try fails on the missing statement (Unavailable, retried); the batch

@@ -4,31 +4,21 @@ it carries, so a regression here is a throughput regression."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 
-from adapters.bootstrap import Settings
 from coordinator.fleet import Fleet
 from coordinator.reporting import Completion
 from tests.contract.helpers import claim, submit
-from tests.support import FakeClock, build_fleet, fleet_wide, tenant
+from tests.support import fleet_wide, tenant
 
 pytestmark = pytest.mark.postgres
 
 ACME = tenant("acme")
 WORKER = fleet_wide("worker")
-
-
-@pytest.fixture
-def pg_fleet(pg_database: str, clock: FakeClock) -> Iterator[Fleet]:
-    fleet = build_fleet(Settings(database_url=pg_database, pool_size=1, max_overflow=0), clock)
-    try:
-        yield fleet
-    finally:
-        fleet.close()
 
 
 @pytest.fixture
