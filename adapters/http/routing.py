@@ -1,0 +1,231 @@
+"""``Endpoint``: one route declared once, for both serving and documenting it.
+
+An endpoint names its method and path, the role it needs, the pydantic models of its
+body and query string, and its responses. ``Dispatcher`` turns it into a Starlette
+route that authenticates, authorises, reads the body under the size limit, parses and
+validates it, and hands the handler a ``Call``; ``openapi.py`` turns the same
+declaration into the OpenAPI document. Order of checks: 401, 403, 413/415/400, 422.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from adapters.auth import TokenAuthority, Unauthenticated
+from adapters.http import problems
+from coordinator.identity import Identity, Role
+from domain.errors import DomainError
+
+JSON = "application/json"
+
+Schema = type[BaseModel] | TypeAdapter[Any] | None
+"""A response body's model (None: no body)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    """Starlette syntax; ``{job_id}`` and ``{tenant}`` are the path parameters."""
+    name: str
+    summary: str
+    handler: Callable[[Call], Awaitable[Response]]
+    role: Role | None
+    """None: no token needed (health checks)."""
+    responses: Mapping[int, Schema]
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Request headers it reads, with their descriptions."""
+    tag: str = "jobs"
+    description: str = ""
+
+
+@dataclass
+class Call:
+    request: Request
+    identity: Identity
+    body: Any
+    query: Any
+    path: dict[str, Any]
+
+
+class BadBody(Exception):
+    def __init__(self, response: Response):
+        self.response = response
+
+
+class Dispatcher:
+    def __init__(self, authority: TokenAuthority, *, max_body_bytes: int):
+        self.authority = authority
+        self.max_body_bytes = max_body_bytes
+
+    def route(self, endpoint: Endpoint) -> Route:
+        async def serve(request: Request) -> Response:
+            try:
+                return await self._serve(endpoint, request)
+            except BadBody as bad:
+                return bad.response
+            except DomainError as exc:
+                return problems.from_domain(exc)
+            except Exception as exc:  # the request boundary: a bug becomes a logged 500
+                return problems.internal(exc)
+
+        return Route(endpoint.path, serve, methods=[endpoint.method], name=endpoint.name)
+
+    async def _serve(self, endpoint: Endpoint, request: Request) -> Response:
+        identity = self._identity(request) if endpoint.role is not None else _ANONYMOUS
+        if endpoint.role is not None:
+            identity.require(endpoint.role, endpoint.summary.rstrip(".").lower())
+        path = _path_params(request.path_params)
+        query = _query(endpoint.query, request) if endpoint.query is not None else None
+        body = await self._body(endpoint, request) if endpoint.body is not None else None
+        return await endpoint.handler(Call(request, identity, body, query, path))
+
+    def _identity(self, request: Request) -> Identity:
+        header = request.headers.get("authorization")
+        if not header:
+            raise Unauthenticated("no Authorization header")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("the Authorization header is not 'Bearer <token>'")
+        return self.authority.verify(token.strip())
+
+    async def _body(self, endpoint: Endpoint, request: Request) -> Any:
+        raw = await self._read(request)
+        assert endpoint.body is not None
+        if not raw.strip():
+            if endpoint.body_required:
+                raise BadBody(problems.problem("invalid-request", "this request needs a JSON body"))
+            data: Any = {}
+        else:
+            kind = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+            if kind != JSON and not kind.endswith("+json"):
+                raise BadBody(
+                    problems.problem(
+                        "unsupported-media-type",
+                        f"the body is '{kind}'; send JSON with Content-Type: application/json",
+                    )
+                )
+            data = _parse_json(raw)
+        data = hook_body(endpoint, request, data)
+        try:
+            return endpoint.body.model_validate(data)
+        except ValidationError as exc:
+            raise BadBody(problems.from_validation(exc, "body")) from None
+
+    async def _read(self, request: Request) -> bytes:
+        limit = self.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise BadBody(problems.problem("malformed-json", "Content-Length is not a number"))
+            if int(declared) > limit:
+                raise BadBody(_too_large(int(declared), limit))
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadBody(_too_large(size, limit))
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+_ANONYMOUS = Identity("anonymous", None, frozenset())
+
+BodyHook = Callable[[Endpoint, Request, Any], Any]
+
+
+def hook_body(endpoint: Endpoint, request: Request, data: Any) -> Any:
+    """The ``Idempotency-Key`` header of a submit goes into the body (they must agree)."""
+    key = request.headers.get("idempotency-key")
+    if key is None or "Idempotency-Key" not in endpoint.headers:
+        return data
+    if not isinstance(data, dict):
+        return data  # validation will say the body must be an object
+    given = data.get("idempotency_key")
+    if given is not None and given != key:
+        raise BadBody(
+            problems.problem(
+                "invalid-request",
+                "the Idempotency-Key header and the body's idempotency_key differ; send one of them",
+                errors=[{"loc": "header.Idempotency-Key", "msg": "differs from body", "type": "mismatch"}],
+            )
+        )
+    return {**data, "idempotency_key": key}
+
+
+def _too_large(size: int, limit: int) -> Response:
+    return problems.problem(
+        "payload-too-large",
+        f"the body has at least {size} bytes; this server accepts at most {limit} "
+        "(split a batch into smaller ones, or keep large data outside the job and pass a reference)",
+        fields={"limit_bytes": limit},
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (JSON has no NaN or Infinity)")
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        detail = "the body is not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        detail = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    except ValueError as exc:
+        detail = str(exc)
+    except RecursionError:
+        detail = "the body is nested too deeply"
+    raise BadBody(problems.problem("malformed-json", f"the body is not valid JSON: {detail}"))
+
+
+def _path_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if name == "job_id":
+            try:
+                out[name] = UUID(str(value))
+            except ValueError:
+                raise BadBody(
+                    problems.problem(
+                        "invalid-request",
+                        f"'{value}' is not a job id (a UUID such as 0190f2a4-...)",
+                        errors=[{"loc": "path.job_id", "msg": "not a UUID", "type": "uuid_parsing"}],
+                    )
+                ) from None
+        else:
+            out[name] = value
+    return out
+
+
+def _query(model: type[BaseModel], request: Request) -> Any:
+    data: dict[str, Any] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        if _is_list(model, key):
+            data[key] = [part for v in values for part in v.split(",") if part]
+        else:
+            data[key] = values[-1]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadBody(problems.from_validation(exc, "query")) from None
+
+
+def _is_list(model: type[BaseModel], key: str) -> bool:
+    info = model.model_fields.get(key)
+    return info is not None and "list" in str(info.annotation)

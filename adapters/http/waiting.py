@@ -1,0 +1,129 @@
+"""Long-poll claims: wake waiting requests as soon as claimable work may exist.
+
+One ``WorkBroadcaster`` per server process fans wake-ups out to any number of waiting
+``POST /v1/claim`` requests (asyncio events, no thread per waiter):
+
+- PostgreSQL: one connection LISTENs on the queue channel (the store NOTIFYs it with
+  the queue names when a transaction makes jobs claimable, in any process);
+- in-process: the API pokes it after its own writes that free or add work (the only
+  signal SQLite has, since it cannot notify another process);
+- every waiter also re-checks on its own every ``poll_seconds``: jobs whose ``run_at``
+  or retry backoff comes due send no notification, and on SQLite another process's
+  submits send none either.
+
+A wake-up is a hint, never a promise: the woken request claims again and, finding
+nothing, waits again until its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Collection
+from typing import Any
+
+import psycopg
+
+from adapters.store.signals import QUEUE_CHANNEL
+
+log = logging.getLogger("fleetlog.http.waiting")
+
+RECONNECT_SECONDS = 1.0
+
+
+class Waiter:
+    def __init__(self, broadcaster: WorkBroadcaster, queues: Collection[str] | None):
+        self._broadcaster = broadcaster
+        self.queues = None if queues is None else frozenset(queues)
+        self._event = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def concerns(self, queues: frozenset[str] | None) -> bool:
+        return queues is None or self.queues is None or not self.queues.isdisjoint(queues)
+
+    def wake(self) -> None:
+        self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self, timeout: float) -> None:
+        """Until woken (since the last wait), or ``timeout``, whichever comes first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout=max(0.0, timeout))
+        self._event.clear()
+
+    def close(self) -> None:
+        self._broadcaster.remove(self)
+
+    def __enter__(self) -> Waiter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class WorkBroadcaster:
+    def __init__(self, *, postgres_url: str | None, poll_seconds: float):
+        self.poll_seconds = poll_seconds
+        self._url = postgres_url
+        self._waiters: set[Waiter] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiters)
+
+    def start(self) -> None:
+        if self._url is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._listen, name="fleetlog-listen", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.notify(None)
+
+    def waiter(self, queues: Collection[str] | None) -> Waiter:
+        """Register before the first claim attempt, so no wake-up in between is missed."""
+        waiter = Waiter(self, queues)
+        with self._lock:
+            self._waiters.add(waiter)
+        return waiter
+
+    def remove(self, waiter: Waiter) -> None:
+        with self._lock:
+            self._waiters.discard(waiter)
+
+    def notify(self, queues: Collection[str] | None) -> None:
+        """Wake the waiters for these queues (None: everyone). Safe from any thread."""
+        wanted = None if queues is None else frozenset(queues)
+        with self._lock:
+            targets = [w for w in self._waiters if w.concerns(wanted)]
+        for waiter in targets:
+            waiter.wake()
+
+    def _listen(self) -> None:
+        assert self._url is not None
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+                    # Reconnected: whatever was announced meanwhile is lost, so wake everyone.
+                    self.notify(None)
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self.notify(_queues(note.payload))
+            except psycopg.Error as exc:
+                log.warning("LISTEN %s lost (waiters poll meanwhile): %s", QUEUE_CHANNEL, exc)
+                self._stop.wait(RECONNECT_SECONDS)
+
+
+def _queues(payload: Any) -> frozenset[str] | None:
+    """The payload lists the queues that gained claimable work (empty: unknown)."""
+    if not payload:
+        return None
+    return frozenset(str(payload).split(","))
