@@ -36,6 +36,11 @@ PROCESS_COMMANDS: dict[str, tuple[str, str]] = {
         "adapters.worker.__main__",
         "run a worker process: heartbeats, batched claims, handlers, renewals, graceful stop",
     ),
+    "serve": (
+        "adapters.http.server",
+        "serve the HTTP API (with the reaper and scheduler) on the embedded store or PostgreSQL",
+    ),
+    "token": ("adapters.cli.token_command", "mint a bearer token for the HTTP API and MCP"),
     "demo": (
         "adapters.demo",
         "the end-to-end demo on a fresh embedded store: two tenants, three workers, a zombie",

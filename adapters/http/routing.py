@@ -27,7 +27,18 @@ from domain.errors import DomainError
 
 JSON = "application/json"
 
-Schema = type[BaseModel] | TypeAdapter[Any] | None
+
+@dataclass(frozen=True)
+class ListOf:
+    """A response that is a JSON array of ``model``."""
+
+    model: type[BaseModel]
+
+    def dump(self, items: list[Any]) -> bytes:
+        return TypeAdapter(list[self.model]).dump_json(items)  # type: ignore[name-defined]
+
+
+Schema = type[BaseModel] | ListOf | None
 """A response body's model (None: no body)."""
 
 

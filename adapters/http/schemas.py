@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from coordinator.reporting import MAX_COMPLETIONS, Completion
 from coordinator.views import ClaimedJob, ItemResult, SubmitResult
 from domain.job import JobSpec
 from domain.job.spec import MAX_CAPABILITIES, ErrorInfo, Name, RunInsights
@@ -165,3 +166,7 @@ class Problem(BaseModel):
     detail: str
     code: str
     errors: list[FieldError] | None = None
+
+
+class CompletionBatch(Body):
+    completions: Annotated[list[Completion], Field(min_length=1, max_length=MAX_COMPLETIONS)]

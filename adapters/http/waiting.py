@@ -69,7 +69,17 @@ class WorkBroadcaster:
         self._waiters: set[Waiter] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def closing(self) -> bool:
+        """The server is shutting down: long-polls answer now instead of waiting."""
+        return self._closing.is_set()
+
+    def begin_shutdown(self) -> None:
+        self._closing.set()
+        self.notify(None)
 
     @property
     def waiting(self) -> int:
@@ -82,6 +92,7 @@ class WorkBroadcaster:
             self._thread.start()
 
     def stop(self) -> None:
+        self._closing.set()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -1,0 +1,458 @@
+"""The routes: each ``Endpoint`` says who may call it, what it accepts and answers,
+and hands the validated call to the ``Fleet`` (synchronous, so it runs on a worker
+thread under ``limiter``; the event loop only parses, waits and writes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from adapters.http.routing import JSON, Call, Endpoint, ListOf
+from adapters.http.schemas import (
+    BatchResult,
+    BatchSubmit,
+    CancelBody,
+    ClaimBody,
+    ClaimResponse,
+    CompletionBatch,
+    Health,
+    ListQuery,
+    PatchJob,
+    Problem,
+    Readiness,
+    ReleaseBody,
+    RenewBody,
+    StateQuery,
+    SubmitResponse,
+)
+from adapters.http.waiting import WorkBroadcaster
+from coordinator.claiming import ClaimRequest
+from coordinator.fleet import Fleet
+from coordinator.identity import Role
+
+try:  # TEMP until quotas land
+    from coordinator.quotas import QuotaView, TenantQuotas
+except ImportError:
+    QuotaView = TenantQuotas = None  # type: ignore
+from coordinator.views import (
+    FactoryView,
+    HistoryEntry,
+    JobPage,
+    JobView,
+    RenewResult,
+    RunView,
+)
+from domain.factory import FactoryReport
+from domain.job import JobSpec
+
+T = TypeVar("T")
+
+FACTORIES = ListOf(FactoryView)
+RUNS = ListOf(RunView)
+EVENTS = ListOf(HistoryEntry)
+
+
+def json_response(value: BaseModel | list[Any], status: int = 200, adapter: ListOf | None = None) -> Response:
+    if isinstance(value, BaseModel):
+        body = value.model_dump_json().encode()
+    else:
+        assert adapter is not None
+        body = adapter.dump(value)
+    return Response(body, status_code=status, media_type=JSON)
+
+
+class Api:
+    def __init__(self, fleet: Fleet, broadcaster: WorkBroadcaster, *, threads: int):
+        self.fleet = fleet
+        self.broadcaster = broadcaster
+        self.limiter = anyio.CapacityLimiter(threads)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self.limiter)
+
+    # ------------------------------------------------------------ health
+
+    async def healthz(self, call: Call) -> Response:
+        return json_response(Health(status="ok"))
+
+    async def readyz(self, call: Call) -> Response:
+        await self.run(self.fleet.ctx.store.ping)
+        return json_response(Readiness(status="ready", store=self.fleet.ctx.store.backend))
+
+    # -------------------------------------------------------- submitters
+
+    async def submit(self, call: Call) -> Response:
+        spec: JobSpec = call.body
+        result = await self.run(self.fleet.submit, call.identity, spec)
+        if result.outcome != "existing":
+            self.broadcaster.notify([spec.queue])
+        return json_response(result, 201 if result.outcome == "created" else 200)
+
+    async def submit_batch(self, call: Call) -> Response:
+        batch: BatchSubmit = call.body
+        results = await self.run(self.fleet.submit_many, call.identity, batch.jobs)
+        self.broadcaster.notify({spec.queue for spec in batch.jobs})
+        return json_response(BatchResult(results=results))
+
+    async def cancel(self, call: Call) -> Response:
+        body: CancelBody = call.body
+        view = await self.run(self.fleet.cancel, call.identity, call.path["job_id"], body.reason)
+        return json_response(view)
+
+    async def requeue(self, call: Call) -> Response:
+        view = await self.run(self.fleet.requeue, call.identity, call.path["job_id"])
+        self.broadcaster.notify([view.queue])
+        return json_response(view)
+
+    # ----------------------------------------------------------- readers
+
+    async def list_jobs(self, call: Call) -> Response:
+        q: ListQuery = call.query
+        page = await self.run(
+            self.fleet.list_jobs,
+            call.identity,
+            states=tuple(q.state) if q.state else None,
+            queue=q.queue,
+            idempotency_key=q.idempotency_key,
+            parent_id=q.parent_id,
+            limit=q.limit,
+            cursor=q.cursor,
+        )
+        return json_response(page)
+
+    async def get_job(self, call: Call) -> Response:
+        return json_response(await self.run(self.fleet.get, call.identity, call.path["job_id"]))
+
+    async def runs(self, call: Call) -> Response:
+        runs = await self.run(self.fleet.runs, call.identity, call.path["job_id"])
+        return json_response(runs, adapter=RUNS)
+
+    async def events(self, call: Call) -> Response:
+        events = await self.run(self.fleet.history, call.identity, call.path["job_id"])
+        return json_response(events, adapter=EVENTS)
+
+    async def state_at(self, call: Call) -> Response:
+        q: StateQuery = call.query
+        return json_response(
+            await self.run(self.fleet.state_at, call.identity, call.path["job_id"], q.version)
+        )
+
+    async def factories(self, call: Call) -> Response:
+        return json_response(await self.run(self.fleet.list_factories, call.identity), adapter=FACTORIES)
+
+    # ----------------------------------------------------------- workers
+
+    async def claim(self, call: Call) -> Response:
+        body: ClaimBody = call.body
+        request = ClaimRequest(
+            factory_id=body.factory_id,
+            capabilities=body.capabilities,
+            max_jobs=body.max_jobs,
+            lease_seconds=body.lease_seconds,
+            queues=body.queues,
+            start=body.start,
+        )
+        if body.wait_seconds <= 0:
+            jobs = await self.run(self.fleet.claim, call.identity, request)
+            return json_response(ClaimResponse(jobs=jobs))
+        deadline = time.monotonic() + body.wait_seconds
+        with self.broadcaster.waiter(body.queues) as waiter:
+            while True:
+                jobs = await self.run(self.fleet.claim, call.identity, request)
+                remaining = deadline - time.monotonic()
+                if jobs or remaining <= 0 or self.broadcaster.closing or await call.request.is_disconnected():
+                    return json_response(ClaimResponse(jobs=jobs))
+                await waiter.wait(min(remaining, self.broadcaster.poll_seconds))
+
+    async def patch_job(self, call: Call) -> Response:
+        body: PatchJob = call.body
+        job_id = call.path["job_id"]
+        view = await self.run(self._patch, call, job_id, body)
+        return json_response(view)
+
+    def _patch(self, call: Call, job_id: Any, body: PatchJob) -> JobView:
+        fleet, who, epoch = self.fleet, call.identity, body.epoch
+        if body.state == "running":
+            fleet.start(who, job_id, epoch)
+        if body.phase is not None:
+            fleet.report_phase(who, job_id, epoch, body.phase)
+        if body.has_checkpoint:
+            fleet.checkpoint(who, job_id, epoch, body.checkpoint)
+        if body.state == "succeeded":
+            fleet.succeed(who, job_id, epoch, body.result, body.insights)
+        elif body.state == "failed":
+            assert body.error is not None
+            fleet.fail(who, job_id, epoch, body.error, body.insights)
+            self.broadcaster.notify(None)  # a retry may be due at once
+        elif body.insights is not None:
+            fleet.report_insights(who, job_id, epoch, body.insights)
+        return fleet.get(who, job_id)
+
+    async def complete(self, call: Call) -> Response:
+        batch: CompletionBatch = call.body
+        results = await self.run(self.fleet.complete, call.identity, batch.completions)
+        if any(c.outcome == "failed" for c in batch.completions):
+            self.broadcaster.notify(None)
+        return json_response(BatchResult(results=results))
+
+    async def renew(self, call: Call) -> Response:
+        body: RenewBody = call.body
+        result = await self.run(
+            self.fleet.renew, call.identity, call.path["job_id"], body.epoch, body.lease_seconds
+        )
+        return json_response(result)
+
+    async def release(self, call: Call) -> Response:
+        body: ReleaseBody = call.body
+
+        def release() -> JobView:
+            self.fleet.release(call.identity, call.path["job_id"], body.epoch, body.reason)
+            return self.fleet.get(call.identity, call.path["job_id"])
+
+        view = await self.run(release)
+        self.broadcaster.notify([view.queue])
+        return json_response(view)
+
+    async def heartbeat(self, call: Call) -> Response:
+        return json_response(await self.run(self.fleet.heartbeat, call.identity, call.body))
+
+    # ----------------------------------------------------------- admins
+
+    async def put_quotas(self, call: Call) -> Response:
+        view = await self.run(self.fleet.set_quotas, call.identity, call.path["tenant"], call.body)
+        return json_response(view)
+
+    async def get_quotas(self, call: Call) -> Response:
+        return json_response(await self.run(self.fleet.get_quotas, call.identity, call.path["tenant"]))
+
+    # ------------------------------------------------------------ routes
+
+    def endpoints(self) -> list[Endpoint]:
+        job = "/v1/jobs/{job_id}"
+        common = {401: Problem, 403: Problem}
+        with_job = {**common, 404: Problem, 422: Problem}
+        return [
+            Endpoint(
+                "GET", "/healthz", "healthz", "Liveness.", self.healthz, None, {200: Health}, tag="health"
+            ),
+            Endpoint(
+                "GET",
+                "/readyz",
+                "readyz",
+                "Readiness: the store answers.",
+                self.readyz,
+                None,
+                {200: Readiness, 503: Problem},
+                tag="health",
+            ),
+            Endpoint(
+                "POST",
+                "/v1/jobs",
+                "submit_job",
+                "Submit a job.",
+                self.submit,
+                Role.SUBMITTER,
+                {
+                    201: SubmitResponse,
+                    200: SubmitResponse,
+                    **common,
+                    409: Problem,
+                    422: Problem,
+                    429: Problem,
+                },
+                body=JobSpec,
+                headers={"Idempotency-Key": "the idempotency key (or send it in the body)"},
+                description="201: created. 200: an identical resubmit (same id, outcome 'existing') or "
+                "the queued job with this key was superseded by new content (outcome 'superseded'). "
+                "409: the key's job can no longer be superseded. 422: invalid, an unknown dependency, "
+                "or a dependency cycle (listed). 429: a quota refuses it (see Retry-After).",
+            ),
+            Endpoint(
+                "POST",
+                "/v1/jobs/batch",
+                "submit_jobs",
+                "Submit up to 1,000 jobs in one transaction.",
+                self.submit_batch,
+                Role.SUBMITTER,
+                {200: BatchResult, **common, 422: Problem, 429: Problem},
+                body=BatchSubmit,
+            ),
+            Endpoint(
+                "GET",
+                "/v1/jobs",
+                "list_jobs",
+                "List jobs (keyset pagination: pass next_cursor back as cursor).",
+                self.list_jobs,
+                Role.READER,
+                {200: JobPage, **common, 422: Problem},
+                query=ListQuery,
+            ),
+            Endpoint(
+                "GET",
+                job,
+                "get_job",
+                "A job's current state.",
+                self.get_job,
+                Role.READER,
+                {200: JobView, **with_job},
+            ),
+            Endpoint(
+                "PATCH",
+                job,
+                "patch_job",
+                "A fenced write by the lease holder.",
+                self.patch_job,
+                Role.WORKER,
+                {200: JobView, **with_job, 409: Problem},
+                body=PatchJob,
+                description="409 with code 'stale-epoch' (and current_epoch) when the epoch no longer "
+                "holds the job; 409 'illegal-transition' when the job's state forbids the write.",
+                tag="workers",
+            ),
+            Endpoint(
+                "GET",
+                job + "/runs",
+                "job_runs",
+                "A job's attempts.",
+                self.runs,
+                Role.READER,
+                {200: RUNS, **with_job},
+            ),
+            Endpoint(
+                "GET",
+                job + "/events",
+                "job_events",
+                "A job's history, in order.",
+                self.events,
+                Role.READER,
+                {200: EVENTS, **with_job},
+            ),
+            Endpoint(
+                "GET",
+                job + "/state",
+                "job_state_at",
+                "A job as it was at a version.",
+                self.state_at,
+                Role.READER,
+                {200: JobView, **with_job},
+                query=StateQuery,
+            ),
+            Endpoint(
+                "POST",
+                job + "/cancel",
+                "cancel_job",
+                "Cancel a job.",
+                self.cancel,
+                Role.SUBMITTER,
+                {200: JobView, **with_job, 409: Problem},
+                body=CancelBody,
+                body_required=False,
+            ),
+            Endpoint(
+                "POST",
+                job + "/requeue",
+                "requeue_job",
+                "Requeue a dead-lettered job.",
+                self.requeue,
+                Role.ADMIN,
+                {200: JobView, **with_job, 409: Problem},
+            ),
+            Endpoint(
+                "POST",
+                "/v1/claim",
+                "claim_jobs",
+                "Lease jobs (long-polls with wait_seconds).",
+                self.claim,
+                Role.WORKER,
+                {200: ClaimResponse, **common, 409: Problem, 422: Problem},
+                body=ClaimBody,
+                tag="workers",
+            ),
+            Endpoint(
+                "POST",
+                "/v1/completions",
+                "complete_jobs",
+                "Report many finished attempts in one transaction.",
+                self.complete,
+                Role.WORKER,
+                {200: BatchResult, **common, 422: Problem},
+                body=CompletionBatch,
+                tag="workers",
+            ),
+            Endpoint(
+                "POST",
+                job + "/lease/renew",
+                "renew_lease",
+                "Extend a lease.",
+                self.renew,
+                Role.WORKER,
+                {200: RenewResult, **with_job, 409: Problem},
+                body=RenewBody,
+                tag="workers",
+            ),
+            Endpoint(
+                "POST",
+                job + "/lease/release",
+                "release_lease",
+                "Give a leased job back to the queue.",
+                self.release,
+                Role.WORKER,
+                {200: JobView, **with_job, 409: Problem},
+                body=ReleaseBody,
+                tag="workers",
+            ),
+            Endpoint(
+                "POST",
+                "/v1/factories/heartbeat",
+                "factory_heartbeat",
+                "A factory says it is alive.",
+                self.heartbeat,
+                Role.WORKER,
+                {200: FactoryView, **common, 422: Problem},
+                body=FactoryReport,
+                tag="workers",
+            ),
+            Endpoint(
+                "GET",
+                "/v1/factories",
+                "list_factories",
+                "Factories, with stale/down detection.",
+                self.factories,
+                Role.READER,
+                {200: FACTORIES, **common},
+                tag="workers",
+            ),
+        ] + (
+            []
+            if QuotaView is None
+            else [
+                Endpoint(
+                    "PUT",
+                    "/v1/tenants/{tenant}/quotas",
+                    "set_quotas",
+                    "Set a tenant's admission quotas.",
+                    self.put_quotas,
+                    Role.ADMIN,
+                    {200: QuotaView, **common, 404: Problem, 422: Problem},
+                    body=TenantQuotas,
+                    tag="tenants",
+                ),
+                Endpoint(
+                    "GET",
+                    "/v1/tenants/{tenant}/quotas",
+                    "get_quotas",
+                    "A tenant's quotas, usage and refusals.",
+                    self.get_quotas,
+                    Role.READER,
+                    {200: QuotaView, **common, 404: Problem},
+                    tag="tenants",
+                ),
+            ]
+        )

@@ -1,0 +1,121 @@
+"""``fleetlog serve``: the HTTP API under uvicorn, with the background services.
+
+On the embedded store unless ``DATABASE_URL`` (or ``--database-url``) is set. SIGTERM
+or SIGINT: stop accepting connections, answer waiting long-polls at once, let requests
+in flight finish (up to ``--grace-seconds``), stop the reaper and scheduler, close the
+store. Prints one line ``fleetlog listening on http://HOST:PORT`` to stdout when ready
+(``--port 0`` picks a free port; the line says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from adapters.auth import TokenAuthority, load_secret
+from adapters.bootstrap import Settings, build_app
+from adapters.http.app import DEFAULT_MAX_BODY_BYTES, ApiConfig, create_app
+from adapters.http.waiting import WorkBroadcaster
+from coordinator.reaper import ReaperConfig
+from domain.errors import DomainError
+
+log = logging.getLogger("fleetlog.serve")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fleetlog serve", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080, help="0: any free port")
+    store = p.add_mutually_exclusive_group()
+    store.add_argument("--data-dir", type=Path, help="embedded store directory (default $FLEETLOG_DATA_DIR)")
+    store.add_argument("--database-url", help="postgresql://... (default $DATABASE_URL)")
+    p.add_argument("--pool-size", type=int, default=None, help="PostgreSQL connections kept open")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    p.add_argument("--reaper-interval", type=float, default=None, help="seconds between reaper passes")
+    p.add_argument("--no-background", action="store_true", help="do not run the reaper and scheduler here")
+    p.add_argument(
+        "--grace-seconds", type=float, default=10.0, help="on SIGTERM: time for requests in flight"
+    )
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+class Server(uvicorn.Server):
+    """Answers waiting long-polls as soon as a stop is asked for, so they do not hold
+    the graceful shutdown for their whole wait."""
+
+    def __init__(self, config: uvicorn.Config, broadcaster: WorkBroadcaster):
+        super().__init__(config)
+        self.broadcaster = broadcaster
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.broadcaster.begin_shutdown()
+        super().handle_exit(sig, frame)
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    env = dict(os.environ)
+    if args.data_dir:
+        env.pop("DATABASE_URL", None)
+    overrides: dict[str, object] = {"data_dir": args.data_dir, "database_url": args.database_url}
+    if args.pool_size:
+        overrides["pool_size"] = args.pool_size
+    if args.reaper_interval:
+        overrides["reaper"] = ReaperConfig(interval_seconds=args.reaper_interval)
+    return Settings.from_env(env, **overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = settings_for(args)
+        authority = TokenAuthority(
+            load_secret(os.environ, settings.data_dir, embedded=settings.database_url is None)
+        )
+        fleet = build_app(settings)
+    except DomainError as exc:
+        sys.stderr.write(f"fleetlog serve: {exc.message}\n")
+        return 2
+    try:
+        config = ApiConfig(max_body_bytes=args.max_body_bytes, background=not args.no_background)
+        app = create_app(fleet, authority, config)
+        sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((args.host, args.port))
+        except OSError as exc:
+            sys.stderr.write(f"fleetlog serve: cannot listen on {args.host}:{args.port}: {exc.strerror}\n")
+            return 2
+        sock.listen(2048)  # connections queue from now on, while uvicorn starts
+        port = sock.getsockname()[1]
+        server = Server(
+            uvicorn.Config(
+                app,
+                log_level=args.log_level.lower(),
+                timeout_graceful_shutdown=max(1, int(args.grace_seconds)),
+                access_log=False,
+                lifespan="on",
+            ),
+            app.state.broadcaster,
+        )
+        log.info("store: %s", settings.describe())
+        print(f"fleetlog listening on http://{args.host}:{port}", flush=True)
+        server.run(sockets=[sock])
+    finally:
+        fleet.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
