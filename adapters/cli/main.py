@@ -45,6 +45,10 @@ PROCESS_COMMANDS: dict[str, tuple[str, str]] = {
         "adapters.demo",
         "the end-to-end demo on a fresh embedded store: two tenants, three workers, a zombie",
     ),
+    "mcp": (
+        "adapters.mcp.__main__",
+        "a stdio MCP server: submit, get, list, history, cancel (as the holder of $FLEETLOG_TOKEN)",
+    ),
 }
 """Long-running programs with parsers of their own: ``fleetlog worker ...`` hands every
 argument after the command to ``<module>.main(argv)``."""
