@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from coordinator.queries import MAX_PAGE
 from coordinator.reporting import MAX_COMPLETIONS, Completion
 from coordinator.views import ClaimedJob, ItemResult, SubmitResult
 from domain.job import JobSpec
@@ -125,7 +126,7 @@ class ListQuery(Body):
     queue: Name | None = None
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     parent_id: str | None = None
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
     cursor: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 

@@ -22,7 +22,7 @@ from coordinator.fleet import Fleet
 from coordinator.identity import Role
 from coordinator.reaper import ReaperConfig
 
-SECRET = b"fleetlog-tests-" + b"x" * 32
+SECRET = b"fleetlog-tests-" + b"x" * 64
 ALL = tuple(Role)
 
 
