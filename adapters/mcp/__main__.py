@@ -11,9 +11,11 @@ serves: a JSON error object on stderr and exit status 2, as the CLI reports refu
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 import anyio
@@ -22,7 +24,7 @@ from pydantic import ValidationError
 from adapters.bootstrap import build_app
 from adapters.cli.context import settings_from, store_errors
 from adapters.cli.main import error_json
-from adapters.cli.output import EXIT_ERROR, EXIT_OK
+from adapters.cli.output import EXIT_ERROR, EXIT_INTERNAL, EXIT_OK
 from adapters.mcp.credentials import TOKEN_VAR, Credentials
 from adapters.mcp.server import build_server, serve_stdio
 from coordinator.errors import InvalidRequest, validation_errors
@@ -74,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DomainError as exc:
         sys.stderr.write(error_json(exc) + "\n")
         return EXIT_ERROR
+    except Exception as exc:  # the process boundary: anything else is a bug
+        traceback.print_exc()
+        body = {"error": "internal-error", "message": f"unexpected {type(exc).__name__} at start: {exc}"}
+        sys.stderr.write(json.dumps(body, default=str) + "\n")
+        return EXIT_INTERNAL
     try:
         anyio.run(serve_stdio, build_server(fleet, credentials))
     except KeyboardInterrupt:

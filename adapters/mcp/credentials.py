@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from adapters.auth import TokenAuthority, Unauthenticated, load_secret
+from adapters.auth import SecretError, TokenAuthority, Unauthenticated, load_secret
 from adapters.bootstrap import Settings
 from coordinator.identity import Identity
 from domain.errors import DomainError
@@ -39,13 +39,21 @@ class Credentials:
     def from_env(cls, environ: Mapping[str, str], settings: Settings) -> Credentials:
         """Read the token and the signing secret, and verify the token once.
 
-        Raises ``TokenRefused``, or ``SecretError`` when no secret can be found."""
+        Raises ``TokenRefused``, or ``SecretError`` when no secret can be found or kept."""
         token = environ.get(TOKEN_VAR, "").strip()
         if not token:
             raise TokenRefused(
                 "not set (the server acts only as the holder of a token: it has no other identity)"
             )
-        secret = load_secret(environ, settings.data_dir, embedded=settings.database_url is None)
+        try:
+            secret = load_secret(environ, settings.data_dir, embedded=settings.database_url is None)
+        except OSError as exc:  # the embedded secret lives in the data dir: unreadable or not a dir
+            raise SecretError(
+                f"cannot read or create the signing secret in {settings.data_dir}: {exc.strerror or exc}; "
+                "check that --data-dir / FLEETLOG_DATA_DIR names a writable directory, or set "
+                "FLEETLOG_JWT_SECRET",
+                path=str(settings.data_dir),
+            ) from None
         credentials = cls(TokenAuthority(secret), token)
         credentials.identity()
         return credentials
