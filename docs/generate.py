@@ -13,6 +13,7 @@ from domain.factory import FACTORY_TRANSITIONS
 from domain.job import JOB_TRANSITIONS
 from domain.job.states import LEAVING, JobState
 from domain.profile import PROFILE_TRANSITIONS
+from domain.tenant import TENANT_TRANSITIONS
 
 TARGET = Path(__file__).with_name("STATES.md")
 
@@ -33,7 +34,12 @@ def render() -> str:
         parts.append(f"- `{state.value}`: {LEAVING[state]}")
     parts += ["", "```mermaid", JOB_TRANSITIONS.mermaid(), "```", ""]
     parts += _self_loops(JOB_TRANSITIONS.self_loops())
-    for name, table in (("Factory", FACTORY_TRANSITIONS), ("Profile", PROFILE_TRANSITIONS)):
+    others = (
+        ("Factory", FACTORY_TRANSITIONS),
+        ("Profile", PROFILE_TRANSITIONS),
+        ("Tenant", TENANT_TRANSITIONS),
+    )
+    for name, table in others:
         parts += [f"## {name}", "", "```mermaid", table.mermaid(), "```", ""]
         parts += _self_loops(table.self_loops())
     return "\n".join(parts)

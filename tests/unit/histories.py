@@ -16,6 +16,7 @@ from domain.events import DomainEvent
 from domain.factory import Factory, Health
 from domain.job import Job, JobState
 from domain.job.spec import Artifact
+from domain.tenant import Tenant, TenantQuotas
 from tests.unit.job_factories import (
     FACTORY,
     RUN_AT,
@@ -117,3 +118,19 @@ def factory_histories() -> list[list[DomainEvent]]:
 
 def profile_histories() -> list[list[DomainEvent]]:
     return [history(registered_profile())]
+
+
+# -------------------------------------------------------------------- tenant
+
+
+TENANT_COMMANDS: dict[str, Callable[[Tenant], Any]] = {
+    "set_quotas": lambda t: t.set_quotas(TenantQuotas(max_queued=3, max_in_flight=1), "admin", LATER),
+    "set_the_same_quotas": lambda t: t.set_quotas(t.quotas, "admin", LATER),
+    "refuse_admission": lambda t: t.refuse_admission(
+        "max_queued", limit=3, current=3, requested=1, now=LATER
+    ),
+}
+
+
+def tenant_histories() -> list[list[DomainEvent]]:
+    return [attempt(Tenant.register("acme", at(0)), command) for command in TENANT_COMMANDS.values()]

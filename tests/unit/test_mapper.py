@@ -18,8 +18,9 @@ from domain.job import JOB_TRANSITIONS
 from domain.job.events import JobEvent
 from domain.job.spec import Artifact
 from domain.profile import PROFILE_TRANSITIONS
+from domain.tenant import TENANT_TRANSITIONS
 from projections.rebuild import replay
-from tests.unit.histories import factory_histories, job_histories, profile_histories
+from tests.unit.histories import factory_histories, job_histories, profile_histories, tenant_histories
 from tests.unit.job_factories import at, failing, running_job, some_insights
 
 
@@ -42,7 +43,7 @@ def rich_history() -> list[DomainEvent]:
 
 
 def corpus() -> list[list[DomainEvent]]:
-    return [*job_histories(), *factory_histories(), *profile_histories(), rich_history()]
+    return [*job_histories(), *factory_histories(), *profile_histories(), *tenant_histories(), rich_history()]
 
 
 @pytest.mark.parametrize("options", [{}, {"compressor": ZlibCompressor()}], ids=["plain", "zlib"])
@@ -63,7 +64,12 @@ def test_every_event_class_round_trips(options: dict[str, Any]) -> None:
                 event.originator_version,
             )
             seen.add(type(event))
-    every_class = {*JOB_TRANSITIONS.rows, *FACTORY_TRANSITIONS.rows, *PROFILE_TRANSITIONS.rows}
+    every_class = {
+        *JOB_TRANSITIONS.rows,
+        *FACTORY_TRANSITIONS.rows,
+        *PROFILE_TRANSITIONS.rows,
+        *TENANT_TRANSITIONS.rows,
+    }
     assert seen == every_class
 
 

@@ -18,8 +18,9 @@ from domain.factory import FACTORY_TRANSITIONS
 from domain.job import JOB_TRANSITIONS
 from domain.job.apply import APPLY as _APPLY
 from domain.profile import PROFILE_TRANSITIONS
+from domain.tenant import TENANT_TRANSITIONS
 from domain.transitions import TransitionTable
-from tests.unit.histories import factory_histories, job_histories, profile_histories
+from tests.unit.histories import factory_histories, job_histories, profile_histories, tenant_histories
 
 
 def exercised(histories: Iterable[list[Any]], state_of: Callable[[Any], Any]) -> set[tuple[str, Any]]:
@@ -55,10 +56,17 @@ def test_profile_commands_exercise_exactly_the_profile_table() -> None:
     assert pairs == PROFILE_TRANSITIONS.pairs()
 
 
+def test_tenant_commands_exercise_exactly_the_tenant_table() -> None:
+    pairs = exercised(tenant_histories(), lambda tenant: tenant.state)
+    assert pairs == TENANT_TRANSITIONS.pairs()
+
+
 # ------------------------------------------------------------------- diagrams
 
 
-@pytest.mark.parametrize("table", [JOB_TRANSITIONS, FACTORY_TRANSITIONS, PROFILE_TRANSITIONS])
+@pytest.mark.parametrize(
+    "table", [JOB_TRANSITIONS, FACTORY_TRANSITIONS, PROFILE_TRANSITIONS, TENANT_TRANSITIONS]
+)
 def test_mermaid_and_self_loops_render_every_row(table: TransitionTable[Any]) -> None:
     # Given the table's diagram and its list of state-preserving events
     lines = table.mermaid().splitlines()
