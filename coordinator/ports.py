@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -18,9 +18,11 @@ from domain.dependencies import DependencyStatus
 from domain.events import DomainEvent
 from domain.factory import Factory
 from domain.job import Job
+from domain.tenant import Tenant
 from projections.factory_rows import FactoryRow, ProfileRow
 from projections.job_rows import IdempotencyRow, JobRow
 from projections.rebuild import ViewSet
+from projections.tenant_rows import TenantRow
 
 
 class WorkSignal(Protocol):
@@ -68,6 +70,15 @@ class ClaimFilter:
 
 
 @dataclass(frozen=True)
+class InFlight:
+    """A capped tenant's leased jobs, counted under its claim gate."""
+
+    limit: int | None
+    """``max_in_flight`` as stored now (None: no longer capped)."""
+    leased: int
+
+
+@dataclass(frozen=True)
 class ClaimContext:
     """What a claim decides on, read (and the factory locked) in one go."""
 
@@ -75,6 +86,27 @@ class ClaimContext:
     leases_held: int
     tenants: list[str]
     """Tenants with eligible work, in name order (only looked up for fleet-wide claims)."""
+    capped: dict[str, InFlight | None] = field(default_factory=dict)
+    """For each tenant the claim asked to gate: its leased jobs, or None when another
+    claim holds the tenant's gate (skip the tenant this time)."""
+
+
+@dataclass(frozen=True)
+class AdmissionContext:
+    """What admission decides on: the tenant (locked) and the counts it asked for."""
+
+    tenant: Tenant | None
+    waiting: int | None
+    """Jobs waiting to run (queued, blocked, scheduled, failed); None: not counted."""
+    created_since: int | None
+    """Jobs created after the given instant; None: not counted."""
+
+
+@dataclass(frozen=True)
+class TenantUsage:
+    waiting: int
+    in_flight: int
+    created_since: int
 
 
 @dataclass(frozen=True)
@@ -111,12 +143,20 @@ class UnitOfWork(Protocol):
     def find_idempotent(self, tenant: str, key: str) -> IdempotencyRow | None: ...
 
     def claim_context(
-        self, factory_name: str, f: ClaimFilter, prefetch: tuple[str, int] | None = None
+        self,
+        factory_name: str,
+        f: ClaimFilter,
+        prefetch: tuple[str, int] | None = None,
+        capped: Sequence[str] = (),
     ) -> ClaimContext:
         """Lock the factory's row, count its leases, and list the tenants with eligible
         work (when the filter spans more than one tenant). With ``prefetch=(tenant, n)``,
         also lock that tenant's ``n`` best eligible jobs in the same go: a following
-        ``lock_claimable`` this covers is answered from them, without another query."""
+        ``lock_claimable`` this covers is answered from them, without another query.
+
+        For each tenant in ``capped``, take its claim gate (claims of one capped tenant
+        take turns until commit) and count its leased jobs after that. A claim filtered to
+        one tenant waits for the gate; a wider claim skips a tenant whose gate is taken."""
         ...
 
     def lock_claimable(
@@ -140,6 +180,19 @@ class UnitOfWork(Protocol):
     def lock_jobs_leased_by(self, factory_name: str) -> list[Job]: ...
 
     def get_profile(self, tenant: str, name: str, version: int) -> ProfileRow | None: ...
+
+    def lock_tenant(self, name: str) -> Tenant | None: ...
+
+    def admission_context(self, tenant: str, *, waiting: bool, since: datetime | None) -> AdmissionContext:
+        """Lock the tenant (if it exists), then count, as the caller asks, its waiting jobs
+        and the jobs it created after ``since`` (after the lock: the counts include
+        everything the previous holder of the lock committed)."""
+        ...
+
+    def nth_job_since(self, tenant: str, since: datetime, offset: int) -> datetime | None:
+        """The creation time of the tenant's ``offset + 1``-th oldest job created after
+        ``since``, if there are that many."""
+        ...
 
     def add(self, *aggregates: Any) -> None:
         """Register aggregates whose pending events commit with this unit of work."""
@@ -168,6 +221,15 @@ class Store(Protocol):
     def job_at(self, job_id: UUID, version: int) -> Job | None: ...
 
     def factories(self) -> list[FactoryRow]: ...
+
+    def quota_tenants(self) -> list[TenantRow]:
+        """Every tenant with at least one quota set."""
+        ...
+
+    def tenant_status(self, tenant: str, since: datetime) -> tuple[TenantRow | None, TenantUsage]:
+        """The tenant's row (None: never configured) and its current usage (jobs created
+        after ``since`` for the per-minute window)."""
+        ...
 
     def verify_views(self, rebuild: Callable[[Iterator[DomainEvent]], ViewSet]) -> tuple[ViewSet, ViewSet]:
         """(live views, ``rebuild(all events in log order)``), from one consistent snapshot."""

@@ -18,6 +18,7 @@ from projections.job_rows import (
     job_row,
     job_rows,
 )
+from projections.tenant_rows import TenantRow
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ViewChanges:
     edges_insert: list[EdgeRow] = field(default_factory=list)
     factories_upsert: list[FactoryRow] = field(default_factory=list)
     profiles_insert: list[ProfileRow] = field(default_factory=list)
+    tenants_upsert: list[TenantRow] = field(default_factory=list)
 
     def add_job(self, before: JobParts | None, job: Job) -> None:
         """Record the rows that change between a job as loaded (``before``; None for a new

@@ -11,6 +11,7 @@ from domain.events import DomainEvent
 from domain.factory import Factory
 from domain.job import Job
 from domain.profile import Profile
+from domain.tenant import Tenant
 from projections.factory_rows import FactoryRow, ProfileRow, factory_row, profile_row
 from projections.job_rows import (
     EdgeRow,
@@ -19,6 +20,7 @@ from projections.job_rows import (
     QueueRow,
     job_rows,
 )
+from projections.tenant_rows import TenantRow, tenant_row
 
 TABLES = (
     "fleet_jobs",
@@ -27,6 +29,7 @@ TABLES = (
     "fleet_dependencies",
     "fleet_factories",
     "fleet_profiles",
+    "fleet_tenants",
 )
 
 
@@ -40,6 +43,7 @@ class ViewSet:
     edges: list[EdgeRow] = field(default_factory=list)
     factories: list[FactoryRow] = field(default_factory=list)
     profiles: list[ProfileRow] = field(default_factory=list)
+    tenants: list[TenantRow] = field(default_factory=list)
 
     def by_table(self) -> dict[str, list[Any]]:
         return dict(
@@ -52,6 +56,7 @@ class ViewSet:
                     self.edges,
                     self.factories,
                     self.profiles,
+                    self.tenants,
                 ),
                 strict=True,
             )
@@ -93,6 +98,8 @@ def views_from(aggregates: Iterable[Any]) -> ViewSet:
             views.factories.append(factory_row(agg))
         elif isinstance(agg, Profile):
             views.profiles.append(profile_row(agg))
+        elif isinstance(agg, Tenant):
+            views.tenants.append(tenant_row(agg))
     return views
 
 

@@ -144,6 +144,58 @@ FOR UPDATE;
 SELECT profile_id, tenant, name, version, content, content_hash, registered_at
 FROM fleet_profiles WHERE tenant = %(tenant)s AND name = %(name)s AND version = %(version)s;
 
+-- ---------------------------------------------------------------- tenant quotas
+-- Only tenants with quotas ever reach these (the coordinator keeps a short-lived cache
+-- of which tenants have them): a tenant without quotas is never locked or counted.
+
+-- name: lock_tenant
+SELECT tenant, version, snapshot
+FROM fleet_tenants WHERE tenant = %(tenant)s
+FOR UPDATE;
+
+-- name: count_waiting_jobs
+-- What max_queued limits: jobs waiting to run. Dead letters are parked (an operator
+-- decides), not waiting; leased jobs count against max_in_flight instead.
+SELECT count(*) AS n
+FROM fleet_jobs
+WHERE tenant = %(tenant)s AND state IN ('queued', 'blocked', 'scheduled', 'failed');
+
+-- name: count_jobs_since
+SELECT count(*) AS n
+FROM fleet_jobs
+WHERE tenant = %(tenant)s AND created_at > %(since)s;
+
+-- name: nth_job_since
+-- The creation time of the window's (offset + 1)-th oldest job: once it is 60 s old,
+-- enough of the window has aged out to admit the refused request.
+SELECT created_at
+FROM fleet_jobs
+WHERE tenant = %(tenant)s AND created_at > %(since)s
+ORDER BY created_at
+LIMIT 1 OFFSET %(offset)s;
+
+-- name: gate_tenant_claims
+-- Claims of one capped tenant take turns (a transaction-scoped advisory lock, waited
+-- for): each counts the tenant's leased jobs only after the previous claim committed.
+-- Not the tenant row, which submits lock: claims and submits never wait on each other.
+SELECT %(tenant)s::text AS tenant, true AS locked
+FROM (SELECT pg_advisory_xact_lock(1718379380, hashtext(%(tenant)s::text))) AS gate;
+
+-- name: try_gate_tenant_claims
+-- A fleet-wide claim never waits for a capped tenant's gate: a tenant another claim is
+-- serving right now is skipped this time (locked = false), like SKIP LOCKED rows.
+SELECT t AS tenant, pg_try_advisory_xact_lock(1718379380, hashtext(t)) AS locked
+FROM unnest(%(tenants)s::text[]) AS t;
+
+-- name: tenants_in_flight
+-- Run after the gate, as a statement of its own: its snapshot then includes every
+-- lease the previous holder of the gate committed.
+SELECT t.tenant, t.max_in_flight,
+       (SELECT count(*) FROM fleet_jobs j
+        WHERE j.tenant = t.tenant AND j.state IN ('assigned', 'running')) AS in_flight
+FROM fleet_tenants t
+WHERE t.tenant = ANY(%(tenants)s::text[]);
+
 -- ---------------------------------------------------------------- view writes
 -- Each write takes its rows as one JSON document (%(rows)s): one parameter however many
 -- rows, encoded by pydantic-core instead of psycopg's per-element array dumpers, and
@@ -237,6 +289,18 @@ INSERT INTO fleet_profiles (profile_id, tenant, name, version, content_hash, con
 SELECT * FROM json_to_recordset(%(rows)s::json) AS u(profile_id uuid, tenant text, name text,
     version int, content_hash text, content text, registered_at timestamptz);
 
+-- name: upsert_tenants
+INSERT INTO fleet_tenants (tenant, max_queued, max_in_flight, submits_per_minute, refusals,
+    quotas_set_at, version, snapshot)
+SELECT * FROM json_to_recordset(%(rows)s::json) AS u(tenant text, max_queued int,
+    max_in_flight int, submits_per_minute int, refusals text, quotas_set_at timestamptz,
+    version bigint, snapshot text)
+ON CONFLICT (tenant) DO UPDATE SET
+    max_queued = excluded.max_queued, max_in_flight = excluded.max_in_flight,
+    submits_per_minute = excluded.submits_per_minute, refusals = excluded.refusals,
+    quotas_set_at = excluded.quotas_set_at, version = excluded.version,
+    snapshot = excluded.snapshot;
+
 -- name: append_events
 -- Events as JSON rows, their state base64 (bytes), for the final round trip of a unit of
 -- work; the table lock and NOTIFY come first (see FleetPostgresRecorder).
@@ -270,6 +334,26 @@ SELECT factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_sec
     last_heartbeat_at, registered_at, version, snapshot
 FROM fleet_factories ORDER BY factory_id;
 
+-- name: quota_tenants
+SELECT tenant, max_queued, max_in_flight, submits_per_minute, refusals, quotas_set_at,
+    version, snapshot
+FROM fleet_tenants
+WHERE max_queued IS NOT NULL OR max_in_flight IS NOT NULL OR submits_per_minute IS NOT NULL;
+
+-- name: get_tenant
+SELECT tenant, max_queued, max_in_flight, submits_per_minute, refusals, quotas_set_at,
+    version, snapshot
+FROM fleet_tenants WHERE tenant = %(tenant)s;
+
+-- name: tenant_usage
+SELECT
+    (SELECT count(*) FROM fleet_jobs WHERE tenant = %(tenant)s
+        AND state IN ('queued', 'blocked', 'scheduled', 'failed')) AS queued,
+    (SELECT count(*) FROM fleet_jobs WHERE tenant = %(tenant)s
+        AND state IN ('assigned', 'running')) AS in_flight,
+    (SELECT count(*) FROM fleet_jobs WHERE tenant = %(tenant)s
+        AND created_at > %(since)s) AS submitted;
+
 -- ---------------------------------------------------------------- rebuild
 
 -- name: dump_jobs
@@ -296,15 +380,20 @@ FROM fleet_factories;
 SELECT profile_id, tenant, name, version, content_hash, content, registered_at
 FROM fleet_profiles;
 
+-- name: dump_tenants
+SELECT tenant, max_queued, max_in_flight, submits_per_minute, refusals, quotas_set_at,
+    version, snapshot
+FROM fleet_tenants;
+
 -- name: clear_views
 TRUNCATE fleet_jobs, fleet_queue, fleet_idempotency, fleet_dependencies, fleet_factories,
-    fleet_profiles;
+    fleet_profiles, fleet_tenants;
 
 -- name: lock_views
 -- Rebuild holds every view exclusively so no write lands between the replay and the swap;
 -- the events table lock keeps new events out for the same time.
 LOCK TABLE fleet_jobs, fleet_queue, fleet_idempotency, fleet_dependencies, fleet_factories,
-    fleet_profiles IN EXCLUSIVE MODE;
+    fleet_profiles, fleet_tenants IN EXCLUSIVE MODE;
 
 -- name: select_events_page
 -- The notification log read inside the caller's transaction (the library's

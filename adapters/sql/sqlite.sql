@@ -120,6 +120,40 @@ ORDER BY job_id;
 SELECT profile_id, tenant, name, version, content, content_hash, registered_at
 FROM fleet_profiles WHERE tenant = :tenant AND name = :name AND version = :version;
 
+-- ---------------------------------------------------------------- tenant quotas
+
+-- name: lock_tenant
+SELECT tenant, version, snapshot FROM fleet_tenants WHERE tenant = :tenant;
+
+-- name: count_waiting_jobs
+SELECT count(*) AS n
+FROM fleet_jobs
+WHERE tenant = :tenant AND state IN ('queued', 'blocked', 'scheduled', 'failed');
+
+-- name: count_jobs_since
+SELECT count(*) AS n FROM fleet_jobs WHERE tenant = :tenant AND created_at > :since;
+
+-- name: nth_job_since
+SELECT created_at
+FROM fleet_jobs
+WHERE tenant = :tenant AND created_at > :since
+ORDER BY created_at
+LIMIT 1 OFFSET :offset;
+
+-- name: gate_tenant_claims
+-- BEGIN IMMEDIATE already serialises every claim: nothing to wait for.
+SELECT :tenant AS tenant, 1 AS locked;
+
+-- name: try_gate_tenant_claims
+SELECT value AS tenant, 1 AS locked FROM json_each(:tenants);
+
+-- name: tenants_in_flight
+SELECT t.tenant, t.max_in_flight,
+       (SELECT count(*) FROM fleet_jobs j
+        WHERE j.tenant = t.tenant AND j.state IN ('assigned', 'running')) AS in_flight
+FROM fleet_tenants t
+WHERE t.tenant IN (SELECT value FROM json_each(:tenants));
+
 -- ---------------------------------------------------------------- view writes
 
 -- name: insert_jobs
@@ -188,6 +222,17 @@ ON CONFLICT (factory_id) DO UPDATE SET
 INSERT INTO fleet_profiles (profile_id, tenant, name, version, content_hash, content, registered_at)
 VALUES (:profile_id, :tenant, :name, :version, :content_hash, :content, :registered_at);
 
+-- name: upsert_tenants
+INSERT INTO fleet_tenants (tenant, max_queued, max_in_flight, submits_per_minute, refusals,
+    quotas_set_at, version, snapshot)
+VALUES (:tenant, :max_queued, :max_in_flight, :submits_per_minute, :refusals, :quotas_set_at,
+    :version, :snapshot)
+ON CONFLICT (tenant) DO UPDATE SET
+    max_queued = excluded.max_queued, max_in_flight = excluded.max_in_flight,
+    submits_per_minute = excluded.submits_per_minute, refusals = excluded.refusals,
+    quotas_set_at = excluded.quotas_set_at, version = excluded.version,
+    snapshot = excluded.snapshot;
+
 -- name: append_events
 -- (PostgreSQL only: on SQLite the library's recorder inserts the events itself.)
 SELECT 1;
@@ -216,6 +261,26 @@ SELECT factory_id, health, capabilities, seat_limit, load, heartbeat_timeout_sec
     last_heartbeat_at, registered_at, version, snapshot
 FROM fleet_factories ORDER BY factory_id;
 
+-- name: quota_tenants
+SELECT tenant, max_queued, max_in_flight, submits_per_minute, refusals, quotas_set_at,
+    version, snapshot
+FROM fleet_tenants
+WHERE max_queued IS NOT NULL OR max_in_flight IS NOT NULL OR submits_per_minute IS NOT NULL;
+
+-- name: get_tenant
+SELECT tenant, max_queued, max_in_flight, submits_per_minute, refusals, quotas_set_at,
+    version, snapshot
+FROM fleet_tenants WHERE tenant = :tenant;
+
+-- name: tenant_usage
+SELECT
+    (SELECT count(*) FROM fleet_jobs WHERE tenant = :tenant
+        AND state IN ('queued', 'blocked', 'scheduled', 'failed')) AS queued,
+    (SELECT count(*) FROM fleet_jobs WHERE tenant = :tenant
+        AND state IN ('assigned', 'running')) AS in_flight,
+    (SELECT count(*) FROM fleet_jobs WHERE tenant = :tenant
+        AND created_at > :since) AS submitted;
+
 -- ---------------------------------------------------------------- rebuild
 
 -- name: dump_jobs
@@ -241,9 +306,15 @@ FROM fleet_factories;
 -- name: dump_profiles
 SELECT profile_id, tenant, name, version, content_hash, content, registered_at FROM fleet_profiles;
 
+-- name: dump_tenants
+SELECT tenant, max_queued, max_in_flight, submits_per_minute, refusals, quotas_set_at,
+    version, snapshot
+FROM fleet_tenants;
+
 -- name: clear_views
 DELETE FROM fleet_jobs; DELETE FROM fleet_queue; DELETE FROM fleet_idempotency;
 DELETE FROM fleet_dependencies; DELETE FROM fleet_factories; DELETE FROM fleet_profiles;
+DELETE FROM fleet_tenants;
 
 -- name: lock_views
 -- BEGIN IMMEDIATE already holds the database write lock for the whole rebuild.

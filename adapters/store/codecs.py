@@ -13,6 +13,7 @@ from uuid import UUID
 
 from projections.factory_rows import FactoryRow, ProfileRow
 from projections.job_rows import EdgeRow, IdempotencyRow, JobRow, QueueRow
+from projections.tenant_rows import TenantRow
 
 
 class Values(Protocol):
@@ -124,6 +125,19 @@ def profile_params(r: ProfileRow) -> dict[str, Any]:
     }
 
 
+def tenant_params(r: TenantRow) -> dict[str, Any]:
+    return {
+        "tenant": r.tenant,
+        "max_queued": r.max_queued,
+        "max_in_flight": r.max_in_flight,
+        "submits_per_minute": r.submits_per_minute,
+        "refusals": r.refusals_json,
+        "quotas_set_at": r.quotas_set_at,
+        "version": r.version,
+        "snapshot": r.snapshot_json,
+    }
+
+
 # ------------------------------------------------------------------- read rows
 
 
@@ -196,4 +210,17 @@ def profile_row(d: Any, v: Values) -> ProfileRow:
         content_hash=d["content_hash"],
         content_json=d["content"],
         registered_at=v.ts(d["registered_at"]),
+    )
+
+
+def tenant_row(d: Any, v: Values) -> TenantRow:
+    return TenantRow(
+        tenant=d["tenant"],
+        max_queued=d["max_queued"],
+        max_in_flight=d["max_in_flight"],
+        submits_per_minute=d["submits_per_minute"],
+        refusals_json=d["refusals"],
+        quotas_set_at=_opt(v.ts, d["quotas_set_at"]),
+        version=d["version"],
+        snapshot_json=d["snapshot"],
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,12 +22,13 @@ from adapters.store import codecs
 from adapters.store.spec_cache import SpecCache
 from adapters.store.unit_of_work import SqlUnitOfWork, decode_job
 from adapters.store.view_writer import apply_changes
-from coordinator.ports import JobFilter, Page
+from coordinator.ports import JobFilter, Page, TenantUsage
 from domain.events import DomainEvent
 from domain.job import Job
 from projections.changes import ViewChanges
 from projections.factory_rows import FactoryRow
 from projections.rebuild import ViewSet
+from projections.tenant_rows import TenantRow
 
 EVENT_PAGE = 2000
 
@@ -102,6 +104,19 @@ class SqlStore(ABC):
         with self._reader() as c:
             return [codecs.factory_row(r, c.values) for r in c.fetch("list_factories")]
 
+    def quota_tenants(self) -> list[TenantRow]:
+        with self._reader() as c:
+            return [codecs.tenant_row(r, c.values) for r in c.fetch("quota_tenants")]
+
+    def tenant_status(self, tenant: str, since: datetime) -> tuple[TenantRow | None, TenantUsage]:
+        with self._snapshot() as c:
+            rows, usage = c.fetch_many(
+                [("get_tenant", {"tenant": tenant}), ("tenant_usage", {"tenant": tenant, "since": since})]
+            )
+            row = codecs.tenant_row(rows[0], c.values) if rows else None
+        u = usage[0]
+        return row, TenantUsage(int(u["queued"]), int(u["in_flight"]), int(u["submitted"]))
+
     # ---------------------------------------------------------------- rebuild
 
     def _events(self, cursor: Any) -> Iterator[DomainEvent]:
@@ -129,6 +144,7 @@ class SqlStore(ABC):
             edges=[codecs.edge_row(r, v) for r in c.fetch("dump_edges")],
             factories=[codecs.factory_row(r, v) for r in c.fetch("dump_factories")],
             profiles=[codecs.profile_row(r, v) for r in c.fetch("dump_profiles")],
+            tenants=[codecs.tenant_row(r, v) for r in c.fetch("dump_tenants")],
         )
 
     def verify_views(self, rebuild: Callable[[Iterator[DomainEvent]], ViewSet]) -> tuple[ViewSet, ViewSet]:
@@ -150,6 +166,7 @@ class SqlStore(ABC):
                 edges_insert=views.edges,
                 factories_upsert=views.factories,
                 profiles_insert=views.profiles,
+                tenants_upsert=views.tenants,
             )
             apply_changes(c, changes)
             return views

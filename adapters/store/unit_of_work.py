@@ -16,15 +16,17 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from adapters.store import codecs
 from adapters.store.codecs import Values
 from adapters.store.spec_cache import SpecCache
-from coordinator.ports import ClaimContext, ClaimFilter
+from coordinator.ports import AdmissionContext, ClaimContext, ClaimFilter, InFlight
 from domain.dependencies import DependencyStatus
 from domain.factory import Factory, FactorySnapshot
 from domain.job import Job, JobSnapshot
 from domain.job.states import JobState
 from domain.profile import Profile
+from domain.tenant import Tenant, TenantSnapshot
 from projections.changes import ViewChanges
 from projections.factory_rows import ProfileRow, factory_row, profile_row
 from projections.job_rows import IdempotencyRow, JobParts, job_parts
+from projections.tenant_rows import tenant_row
 
 
 class Cursor(Protocol):
@@ -58,6 +60,8 @@ class SqlUnitOfWork:
         self._jobs: dict[UUID, Job] = {}
         self._before: dict[UUID, JobParts | None] = {}
         self._factories: dict[str, Factory] = {}
+        self._tenants: dict[str, Tenant | None] = {}
+        """Tenants looked up (and locked) by name; None: no such tenant yet."""
         self._order: list[Any] = []
         self._blocked_dependents: dict[UUID, set[UUID]] = {}
         """Blocked dependents per dependency, as read after the dependency was locked."""
@@ -163,23 +167,49 @@ class SqlUnitOfWork:
         return IdempotencyRow(r["tenant"], r["key"], self._v.uuid(r["job_id"]), r["content_hash"])
 
     def claim_context(
-        self, factory_name: str, f: ClaimFilter, prefetch: tuple[str, int] | None = None
+        self,
+        factory_name: str,
+        f: ClaimFilter,
+        prefetch: tuple[str, int] | None = None,
+        capped: Sequence[str] = (),
     ) -> ClaimContext:
         calls: list[tuple[str, dict[str, Any]]] = [
             ("lock_factory", {"name": factory_name}),
             ("leases_held", {"name": factory_name}),
         ]
         one_tenant = f.tenants is not None and len(f.tenants) == 1
+        if capped:
+            # The gate first, the count as a statement of its own after it (its snapshot
+            # then sees every lease the gate's previous holder committed); both before the
+            # prefetch's job locks, so a claim never holds jobs while it waits at a gate.
+            if one_tenant and len(capped) == 1:
+                calls.append(("gate_tenant_claims", {"tenant": capped[0]}))
+            else:
+                calls.append(("try_gate_tenant_claims", {"tenants": list(capped)}))
+            calls.append(("tenants_in_flight", {"tenants": list(capped)}))
         if not one_tenant:
             calls.append(("tenants_with_work", self._filter_params(f)))
         if prefetch is not None:
             calls.append(self._lock_tenant_call(f, prefetch[0], prefetch[1], ()))
         answers = self._db.fetch_many(calls)
         factories = self._restore_factories(answers[0])
-        tenants = list(f.tenants or ()) if one_tenant else [r["tenant"] for r in answers[2]]
+        at = 2
+        gated: dict[str, InFlight | None] = {}
+        if capped:
+            gated = self._gated(capped, answers[at], answers[at + 1])
+            at += 2
+        tenants = list(f.tenants or ()) if one_tenant else [r["tenant"] for r in answers[at]]
         if prefetch is not None:
             self._prefetched = _Prefetched(f, prefetch[0], prefetch[1], list(answers[-1]))
-        return ClaimContext(factories[0] if factories else None, int(answers[1][0]["n"]), tenants)
+        return ClaimContext(factories[0] if factories else None, int(answers[1][0]["n"]), tenants, gated)
+
+    def _gated(
+        self, capped: Sequence[str], gates: Sequence[Any], counts: Sequence[Any]
+    ) -> dict[str, InFlight | None]:
+        locked = {r["tenant"]: self._v.boolean(r["locked"]) for r in gates}
+        found = {r["tenant"]: InFlight(r["max_in_flight"], int(r["in_flight"])) for r in counts}
+        # A tenant without a row (its quotas gone since the cache was filled) is uncapped.
+        return {t: found.get(t, InFlight(None, 0)) if locked.get(t) else None for t in capped}
 
     def lock_claimable(
         self, f: ClaimFilter, quotas: Sequence[tuple[str | None, int]], exclude: Collection[UUID]
@@ -268,6 +298,39 @@ class SqlUnitOfWork:
         rows = self._db.fetch("get_profile", tenant=tenant, name=name, version=version)
         return codecs.profile_row(rows[0], self._v) if rows else None
 
+    # --------------------------------------------------------------- tenants
+
+    def lock_tenant(self, name: str) -> Tenant | None:
+        if name not in self._tenants:
+            self._tenants[name] = self._restore_tenant(self._db.fetch("lock_tenant", tenant=name))
+        return self._tenants[name]
+
+    def _restore_tenant(self, rows: Sequence[Any]) -> Tenant | None:
+        if not rows:
+            return None
+        tenant = Tenant.restore(rows[0]["version"], TenantSnapshot.model_validate_json(rows[0]["snapshot"]))
+        self._order.append(tenant)
+        return tenant
+
+    def admission_context(self, tenant: str, *, waiting: bool, since: datetime | None) -> AdmissionContext:
+        calls: list[tuple[str, dict[str, Any]]] = []
+        if tenant not in self._tenants:
+            calls.append(("lock_tenant", {"tenant": tenant}))
+        if waiting:
+            calls.append(("count_waiting_jobs", {"tenant": tenant}))
+        if since is not None:
+            calls.append(("count_jobs_since", {"tenant": tenant, "since": since}))
+        answers = iter(self._db.fetch_many(calls))
+        if tenant not in self._tenants:
+            self._tenants[tenant] = self._restore_tenant(next(answers))
+        counted = int(next(answers)[0]["n"]) if waiting else None
+        created = int(next(answers)[0]["n"]) if since is not None else None
+        return AdmissionContext(self._tenants[tenant], counted, created)
+
+    def nth_job_since(self, tenant: str, since: datetime, offset: int) -> datetime | None:
+        rows = self._db.fetch("nth_job_since", tenant=tenant, since=since, offset=offset)
+        return self._v.ts(rows[0]["created_at"]) if rows else None
+
     # ---------------------------------------------------------------- commit
 
     def add(self, *aggregates: Any) -> None:
@@ -278,6 +341,10 @@ class SqlUnitOfWork:
             elif isinstance(agg, Factory):
                 if agg.name not in self._factories:
                     self._factories[agg.name] = agg
+                    self._order.append(agg)
+            elif isinstance(agg, Tenant):
+                if self._tenants.get(agg.name) is not agg:
+                    self._tenants[agg.name] = agg
                     self._order.append(agg)
             elif agg not in self._order:
                 self._order.append(agg)
@@ -299,6 +366,8 @@ class SqlUnitOfWork:
                 changes.factories_upsert.append(factory_row(agg))
             elif isinstance(agg, Profile):
                 changes.profiles_insert.append(profile_row(agg))
+            elif isinstance(agg, Tenant):
+                changes.tenants_upsert.append(tenant_row(agg))
         return [mapper.to_stored_event(e) for e in events], changes
 
 

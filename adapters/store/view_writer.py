@@ -33,6 +33,7 @@ PLAN: tuple[tuple[str, str, Callable[[Any], dict[str, Any]]], ...] = (
     ("insert_edges", "edges_insert", codecs.edge_params),
     ("upsert_factories", "factories_upsert", codecs.factory_params),
     ("insert_profiles", "profiles_insert", codecs.profile_params),
+    ("upsert_tenants", "tenants_upsert", codecs.tenant_params),
 )
 
 

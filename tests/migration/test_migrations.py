@@ -25,6 +25,7 @@ EXPECTED_TABLES = {
     "fleet_dependencies",
     "fleet_factories",
     "fleet_profiles",
+    "fleet_tenants",
 }
 
 
@@ -199,3 +200,34 @@ def test_the_lease_view_reads_the_job_summary(tmp_path: Path) -> None:
             "epoch",
             "expires_at",
         ]
+
+
+def test_the_quota_window_index_exists_on_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    m.migrate_sqlite(path)
+    with sqlite3.connect(path) as conn:
+        columns = [r[2] for r in conn.execute("PRAGMA index_info(fleet_jobs_tenant_created)")]
+    assert columns == ["tenant", "created_at"]
+
+
+@pytest.mark.postgres
+def test_the_quota_window_index_exists_on_postgres(empty_pg: str) -> None:
+    m.migrate_postgres(empty_pg)
+    with psycopg.connect(empty_pg) as conn:
+        [(definition,)] = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'fleet_jobs_tenant_created'"
+        ).fetchall()
+    assert definition.endswith("ON public.fleet_jobs USING btree (tenant, created_at)")
+
+
+def test_a_store_at_0002_gets_the_tenant_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a store migrated by the Fleetlog before quotas (0001 and 0002 only)
+    path = tmp_path / "f.db"
+    original = m.migrations
+    monkeypatch.setattr(m, "migrations", lambda backend: original(backend)[:2])
+    m.migrate_sqlite(path)
+    assert "fleet_tenants" not in sqlite_columns(path)
+    # When this Fleetlog migrates it / Then only 0003 is applied
+    monkeypatch.setattr(m, "migrations", original)
+    assert [(x.version, x.name) for x in m.migrate_sqlite(path)] == [(3, "tenant_quotas")]
+    assert set(sqlite_columns(path)) == EXPECTED_TABLES

@@ -10,6 +10,7 @@ import pytest
 
 from domain.job import Job, JobState
 from domain.job.states import LEASED, WAITING
+from domain.tenant import Tenant, TenantQuotas
 from projections.changes import ViewChanges
 from projections.factory_rows import factory_row, profile_row
 from projections.job_rows import JobParts, job_parts, job_rows
@@ -215,9 +216,22 @@ def test_profile_row_mirrors_the_profile() -> None:
 # ------------------------------------------------------------------- rebuild
 
 
+def quota_limited_tenant() -> Tenant:
+    tenant = Tenant.register("acme", START)
+    tenant.set_quotas(TenantQuotas(max_queued=2), "admin", START)
+    tenant.refuse_admission("max_queued", limit=2, current=2, requested=1, now=at(1))
+    return tenant
+
+
 def live_aggregates() -> list[Any]:
     jobs: list[Any] = [job_in(state) for state in JobState]
-    return [*jobs, submitted_job(idempotency_key="k-9"), registered_factory(), registered_profile()]
+    return [
+        *jobs,
+        submitted_job(idempotency_key="k-9"),
+        registered_factory(),
+        registered_profile(),
+        quota_limited_tenant(),
+    ]
 
 
 def test_rebuilding_from_the_log_equals_the_live_views() -> None:
