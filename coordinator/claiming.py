@@ -1,18 +1,21 @@
-"""Claiming work: atomic, batched, by priority then age, within capabilities and seat
-limits, round-robin across tenants."""
+"""Claiming work: atomic, batched, by priority then age, within capabilities, seat
+limits and tenants' ``max_in_flight``, round-robin across tenants."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from threading import Lock
 from typing import Annotated
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from coordinator.context import Context
 from coordinator.errors import FactoryDown
 from coordinator.identity import Identity, Role
-from coordinator.ports import ClaimFilter, UnitOfWork
+from coordinator.ports import ClaimFilter, InFlight, UnitOfWork
+from coordinator.quotas import QuotaCache
 from coordinator.views import ClaimedJob
 from domain.factory import Factory, FactoryReport, Health
 from domain.job import Job, JobState
@@ -45,6 +48,23 @@ def rotate(tenants: list[str], after: str | None) -> list[str]:
     return tenants[start:] + tenants[:start]
 
 
+def budgets(capped: dict[str, InFlight | None]) -> dict[str, int]:
+    """How many more jobs each capped tenant may be leased by this claim: none while
+    another claim holds its gate, else ``max_in_flight`` minus what it holds."""
+    out = {}
+    for tenant, held in capped.items():
+        if held is None:
+            out[tenant] = 0
+        elif held.limit is not None:
+            out[tenant] = max(0, held.limit - held.leased)
+    return out
+
+
+def best_first(jobs: list[Job]) -> list[Job]:
+    """The claim order of the queue view: priority, then when it became available."""
+    return sorted(jobs, key=lambda j: (j.spec.priority, j.available_at or j.created_on, j.id))
+
+
 def interleave(per_tenant: dict[str, list[Job]], order: list[str], limit: int) -> list[Job]:
     """Take each tenant's best job in turn, then each one's second best, and so on."""
     picked: list[Job] = []
@@ -65,8 +85,9 @@ def interleave(per_tenant: dict[str, list[Job]], order: list[str], limit: int) -
 
 
 class Claiming:
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context, quotas: QuotaCache | None = None):
         self.ctx = ctx
+        self.quotas = quotas or QuotaCache(ctx.store.quota_tenants)
         self._after: str | None = None  # this process's round-robin position
         self._sole_tenant: str | None = None
         """The one tenant the last fleet-wide claim found work for, if it found one: the
@@ -76,9 +97,13 @@ class Claiming:
 
     def claim(self, identity: Identity, request: ClaimRequest) -> list[ClaimedJob]:
         identity.require(Role.WORKER, "claim")
-        return self.ctx.transact(lambda uow: self._claim(uow, identity, request))
+        # Outside the unit of work: a cache refresh reads the store on a connection of its own.
+        capped = self.quotas.capped(identity.scope())
+        return self.ctx.transact(lambda uow: self._claim(uow, identity, request, capped))
 
-    def _claim(self, uow: UnitOfWork, identity: Identity, request: ClaimRequest) -> list[ClaimedJob]:
+    def _claim(
+        self, uow: UnitOfWork, identity: Identity, request: ClaimRequest, capped: list[str]
+    ) -> list[ClaimedJob]:
         now = self.ctx.clock.now()
         caps = request.capabilities
         if caps is None:
@@ -88,7 +113,10 @@ class Claiming:
         f = ClaimFilter(now=now, capabilities=caps, tenants=identity.scope(), queues=request.queues)
         guess = self._tenant_to_prefetch(f)
         context = uow.claim_context(
-            request.factory_id, f, prefetch=None if guess is None else (guess, request.max_jobs)
+            request.factory_id,
+            f,
+            prefetch=None if guess is None else (guess, request.max_jobs),
+            capped=capped,
         )
         if f.tenants is None:
             self._sole_tenant = context.tenants[0] if len(context.tenants) == 1 else None
@@ -107,7 +135,7 @@ class Claiming:
         limit = request.max_jobs if free is None else min(request.max_jobs, free)
         if limit <= 0:
             return []
-        jobs = self._select(uow, f, limit, context.tenants)
+        jobs = self._select(uow, f, limit, context.tenants, budgets(context.capped))
         for job in jobs:
             if job.state is not JobState.QUEUED:
                 job.make_ready(now)  # a due scheduled or retrying job, promoted on the way
@@ -124,21 +152,54 @@ class Claiming:
             return self._sole_tenant
         return f.tenants[0] if len(f.tenants) == 1 else None
 
-    def _select(self, uow: UnitOfWork, f: ClaimFilter, limit: int, tenants: list[str]) -> list[Job]:
+    def _select(
+        self, uow: UnitOfWork, f: ClaimFilter, limit: int, tenants: list[str], room: dict[str, int]
+    ) -> list[Job]:
+        """Pick up to ``limit`` jobs; a tenant in ``room`` gets at most its room."""
+        tenants = [t for t in tenants if room.get(t, limit) > 0]
         if not tenants:
             return []
         if len(tenants) == 1:
-            return uow.lock_claimable(f, [(tenants[0], limit)], ())[0]
+            return uow.lock_claimable(f, [(tenants[0], min(limit, room.get(tenants[0], limit)))], ())[0]
         with self._lock:
             order = rotate(tenants, self._after)[:limit]
             self._after = order[0]
         # Lock about a fair share per tenant (the surplus stays locked only until commit),
         # then fill any gap from whoever has work.
         share = math.ceil(limit / len(order))
-        locked = uow.lock_claimable(f, [(t, share) for t in order], ())
+        locked = uow.lock_claimable(f, [(t, min(share, room.get(t, share))) for t in order], ())
         per_tenant = dict(zip(order, locked, strict=True))
         picked = interleave(per_tenant, order, limit)
         if len(picked) < limit:
             taken = [j.id for jobs in locked for j in jobs]
-            picked += uow.lock_claimable(f, [(None, limit - len(picked))], taken)[0]
+            if room:
+                gap = limit - len(picked)
+                picked += self._fill_capped(uow, f, gap, tenants, room=room, picked=picked, taken=taken)
+            else:
+                picked += uow.lock_claimable(f, [(None, limit - len(picked))], taken)[0]
         return picked
+
+    def _fill_capped(
+        self,
+        uow: UnitOfWork,
+        f: ClaimFilter,
+        gap: int,
+        tenants: list[str],
+        *,
+        room: dict[str, int],
+        picked: list[Job],
+        taken: list[UUID],
+    ) -> list[Job]:
+        """The gap filled as without caps, but from uncapped tenants as a whole and from
+        each capped tenant only up to the room it has left."""
+        uncapped = tuple(t for t in tenants if t not in room)
+        scoped = replace(f, tenants=uncapped)  # what the "any tenant" part may take
+        asks: list[tuple[str | None, int]] = [(None, gap)] if uncapped else []
+        for tenant in tenants:
+            left = room.get(tenant, 0) - sum(1 for j in picked if j.tenant == tenant)
+            if tenant in room and left > 0:
+                asks.append((tenant, min(left, gap)))
+        if not asks:
+            return []
+        found = [job for jobs in uow.lock_claimable(scoped, asks, taken) for job in jobs]
+        return best_first(found)[:gap]

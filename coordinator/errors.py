@@ -3,6 +3,7 @@ choke point; ``retryable`` drives tenacity."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from domain.errors import DomainError
@@ -76,6 +77,65 @@ class Unavailable(CoordinatorError):
 
     def __init__(self, detail: str):
         super().__init__(f"event store unavailable: {detail}", detail=detail)
+
+
+class QuotaExceeded(CoordinatorError):
+    """A submit that would take the tenant past one of its quotas; nothing was admitted.
+
+    Not ``retryable`` in the tenacity sense (re-running the transaction at once gives the
+    same answer): the client may try again after ``retry_after_seconds``.
+    """
+
+    code = "quota-exceeded"
+    retryable = False
+
+    def __init__(
+        self,
+        tenant: str,
+        quota: str,
+        limit: int,
+        current: int,
+        retry_after_seconds: float,
+        *,
+        requested: int | None = None,
+    ):
+        self.requested = requested
+        super().__init__(
+            _quota_message(
+                tenant, quota, limit, current, retry_after=retry_after_seconds, requested=requested
+            ),
+            tenant=tenant,
+            quota=quota,
+            limit=limit,
+            current=current,
+            retry_after_seconds=retry_after_seconds,
+        )
+
+
+_QUOTA_USAGE = {
+    "max_queued": "{current} job(s) waiting to run",
+    "submits_per_minute": "{current} job(s) submitted in the last 60 s",
+    "max_in_flight": "{current} job(s) leased",
+}
+
+
+def _quota_message(
+    tenant: str, quota: str, limit: int, current: int, *, retry_after: float, requested: int | None
+) -> str:
+    usage = _QUOTA_USAGE.get(quota, "{current} in use").format(current=current)
+    adds = "" if requested is None else f", and this request adds {requested}"
+    raise_it = f"ask an admin to raise it with PUT /v1/tenants/{tenant}/quotas"
+    if requested is not None and requested > limit:
+        advice = (
+            "this request alone is over the limit: split it into requests of at most "
+            f"{limit} job(s), or {raise_it}"
+        )
+    else:
+        advice = f"retry in {max(1, math.ceil(retry_after))} s, or {raise_it}"
+    return (
+        f"tenant {tenant} is over its {quota} quota (limit {limit}): {usage}{adds}. "
+        f"Nothing was submitted; {advice}."
+    )
 
 
 def validation_errors(exc: Any) -> list[dict[str, Any]]:

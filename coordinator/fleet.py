@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from coordinator.admission import Admission
 from coordinator.claiming import Claiming, ClaimRequest
 from coordinator.context import Context
 from coordinator.factories import Factories, Profiles
@@ -17,6 +18,7 @@ from coordinator.identity import Identity
 from coordinator.operations import Operations
 from coordinator.projection_admin import ProjectionAdmin, VerifyReport
 from coordinator.queries import Queries
+from coordinator.quotas import Quotas, TenantQuotas
 from coordinator.reaper import Reaper, ReaperConfig
 from coordinator.reporting import Completion, Reporting
 from coordinator.scheduler import Scheduler, SchedulerConfig
@@ -28,6 +30,7 @@ from coordinator.views import (
     ItemResult,
     JobPage,
     JobView,
+    QuotaView,
     RenewResult,
     RunView,
     SubmitResult,
@@ -46,8 +49,10 @@ class Fleet:
         scheduler: SchedulerConfig | None = None,
     ):
         self.ctx = ctx
-        self.submission = Submission(ctx)
-        self.claiming = Claiming(ctx)
+        self.quotas = Quotas(ctx)
+        # One cache of who has quotas, shared, so set_quotas refreshes it for everyone.
+        self.submission = Submission(ctx, Admission(ctx, self.quotas.cache))
+        self.claiming = Claiming(ctx, self.quotas.cache)
         self.reporting = Reporting(ctx)
         self.operations = Operations(ctx)
         self.queries = Queries(ctx)
@@ -148,6 +153,16 @@ class Fleet:
 
     def list_factories(self, identity: Identity) -> list[FactoryView]:
         return self.factories.list_factories(identity)
+
+    # quotas
+    def set_quotas(
+        self, identity: Identity, tenant: str, quotas: TenantQuotas | Mapping[str, Any]
+    ) -> QuotaView:
+        """Admin: replace the tenant's quotas (None = unlimited); recorded as an event."""
+        return self.quotas.set(identity, tenant, quotas)
+
+    def get_quotas(self, identity: Identity, tenant: str) -> QuotaView:
+        return self.quotas.get(identity, tenant)
 
     # operators
     def verify_projections(self, identity: Identity) -> VerifyReport:

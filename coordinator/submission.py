@@ -10,10 +10,12 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from coordinator.admission import Added, Admission
 from coordinator.context import Context
 from coordinator.errors import InvalidRequest, NotFound, validation_errors
 from coordinator.identity import Identity, Role
 from coordinator.ports import UnitOfWork
+from coordinator.quotas import QuotaCache
 from coordinator.views import ItemError, ItemResult, JobView, SubmitResult
 from domain.dependencies import DependencyStatus, evaluate, find_cycle, milestone_for
 from domain.errors import (
@@ -49,19 +51,25 @@ class _Batch:
 
 
 class Submission:
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context, admission: Admission | None = None):
         self.ctx = ctx
+        self.admission = admission or Admission(ctx, QuotaCache(ctx.store.quota_tenants))
 
     def submit(self, identity: Identity, request: JobSpec | Mapping[str, Any]) -> SubmitResult:
+        """Raises ``QuotaExceeded`` (nothing submitted) past the tenant's quotas."""
         identity.require(Role.SUBMITTER, "submit")
         tenant = identity.write_tenant("submit")
         spec = parse_spec(request)
-        return self.ctx.transact(lambda uow: self._submit(uow, tenant, spec, _Batch()))
+        return self.admission.transact(
+            tenant, lambda uow: self._submit(uow, tenant, spec, _Batch()), lambda r: _added(r.outcome)
+        )
 
     def submit_many(
         self, identity: Identity, requests: Sequence[JobSpec | Mapping[str, Any]]
     ) -> list[ItemResult]:
-        """Up to 1,000 jobs in one transaction; each item succeeds or fails on its own."""
+        """Up to 1,000 jobs in one transaction; each item succeeds or fails on its own,
+        except for quotas: past them the whole batch is refused (``QuotaExceeded``) and
+        none of it is submitted."""
         identity.require(Role.SUBMITTER, "submit")
         tenant = identity.write_tenant("submit")
         if len(requests) > MAX_BATCH:
@@ -74,7 +82,9 @@ class Submission:
                 specs.append(parse_spec(request))
             except InvalidRequest as exc:
                 specs.append(exc)
-        return self.ctx.transact(lambda uow: self._submit_batch(uow, tenant, specs))
+        return self.admission.transact(
+            tenant, lambda uow: self._submit_batch(uow, tenant, specs), _added_batch
+        )
 
     def _submit_batch(
         self, uow: UnitOfWork, tenant: str, specs: list[JobSpec | DomainError]
@@ -232,6 +242,21 @@ def _follow(
         status = seen[successor]
         hops += 1
     return status
+
+
+def _added(outcome: Outcome | None) -> Added:
+    """A created job adds a waiting job; a supersede creates one but replaces a waiting
+    one; an identical resubmit adds nothing."""
+    if outcome == "created":
+        return Added(waiting=1, created=1)
+    if outcome == "superseded":
+        return Added(waiting=0, created=1)
+    return Added(waiting=0, created=0)
+
+
+def _added_batch(results: list[ItemResult]) -> Added:
+    each = [_added(r.outcome) for r in results if r.ok]
+    return Added(waiting=sum(a.waiting for a in each), created=sum(a.created for a in each))
 
 
 def _failed(index: int, exc: DomainError) -> ItemResult:

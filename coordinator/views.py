@@ -13,8 +13,10 @@ from domain.events import DomainEvent
 from domain.job import Job
 from domain.job.spec import Artifact, ErrorInfo, RunInsights
 from domain.job.state_values import Run
+from domain.tenant import TenantQuotas
 from projections.factory_rows import FactoryRow
 from projections.job_rows import JobRow
+from projections.tenant_rows import TenantRow
 
 
 class View(BaseModel):
@@ -257,4 +259,36 @@ class FactoryView(View):
             heartbeat_timeout_seconds=timeout,
             last_heartbeat_at=row.last_heartbeat_at,
             registered_at=row.registered_at,
+        )
+
+
+class QuotaUsage(View):
+    queued: int
+    """Jobs waiting to run: queued, blocked, scheduled, failed awaiting retry (what
+    ``max_queued`` limits)."""
+    in_flight: int
+    """Jobs leased to workers: assigned, running (what ``max_in_flight`` limits)."""
+    submitted_last_minute: int
+    """Jobs created in the last 60 s (what ``submits_per_minute`` limits)."""
+
+
+class QuotaView(View):
+    tenant: str
+    quotas: TenantQuotas
+    usage: QuotaUsage
+    refusals: dict[str, int]
+    """Submits refused so far, per quota name."""
+    updated_at: datetime | None
+    """When the quotas were last changed (None: never set)."""
+
+    @classmethod
+    def of(cls, tenant: str, row: TenantRow | None, usage: QuotaUsage) -> QuotaView:
+        if row is None:
+            return cls(tenant=tenant, quotas=TenantQuotas(), usage=usage, refusals={}, updated_at=None)
+        return cls(
+            tenant=tenant,
+            quotas=row.quotas(),
+            usage=usage,
+            refusals=row.refusals(),
+            updated_at=row.quotas_set_at,
         )
