@@ -46,6 +46,7 @@ from coordinator.views import (
     JobPage,
     JobSummary,
     JobView,
+    QuotaView,
     RenewResult,
     RunView,
     SubmitResult,
@@ -53,6 +54,7 @@ from coordinator.views import (
 from domain.factory import FactoryReport
 from domain.job import JobSpec
 from domain.job.spec import ErrorInfo, RunInsights
+from domain.tenant import TenantQuotas
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -101,6 +103,10 @@ def _spec(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
 
 def _job(job_id: UUID | str) -> str:
     return f"/v1/jobs/{UUID(str(job_id))}"
+
+
+def _quotas(tenant: str) -> str:
+    return f"/v1/tenants/{quote(tenant, safe='')}/quotas"
 
 
 class FleetClient:
@@ -351,13 +357,13 @@ class FleetClient:
 
     # ------------------------------------------------------------ admins
 
-    def put_quotas(self, tenant: str, quotas: Mapping[str, Any]) -> dict[str, Any]:
-        path = f"/v1/tenants/{quote(tenant, safe='')}/quotas"
-        return self._session.call("PUT", path, _json_object, safe=True, body=dict(quotas))
+    def put_quotas(self, tenant: str, quotas: TenantQuotas | Mapping[str, Any]) -> QuotaView:
+        """Replace the tenant's quotas (admin); a repeat sets the same ones again."""
+        body = _wire(_model(TenantQuotas, quotas, "quotas"))
+        return self._session.call("PUT", _quotas(tenant), _parser(QuotaView), safe=True, body=body)
 
-    def get_quotas(self, tenant: str) -> dict[str, Any]:
-        path = f"/v1/tenants/{quote(tenant, safe='')}/quotas"
-        return self._session.call("GET", path, _json_object, safe=True)
+    def get_quotas(self, tenant: str) -> QuotaView:
+        return self._session.call("GET", _quotas(tenant), _parser(QuotaView), safe=True)
 
 
 # ------------------------------------------------------------ parsing answers

@@ -20,13 +20,13 @@ from uuid import UUID
 import httpx
 
 from adapters.auth.tokens import Unauthenticated
-from coordinator import errors as coordinator_errors
 from coordinator.errors import (
     Conflict,
     FactoryDown,
     Forbidden,
     InvalidRequest,
     NotFound,
+    QuotaExceeded,
     TenantRequired,
     Unavailable,
 )
@@ -67,15 +67,6 @@ class ApiError(DomainError):
 Builder = Callable[[Mapping[str, Any]], DomainError]
 
 
-def _quota_exceeded(f: Mapping[str, Any]) -> DomainError:
-    # QuotaExceeded is being added to coordinator.errors; until it is there, the
-    # refusal stays an ApiError (code "quota-exceeded", status 429, same fields).
-    cls: Any = getattr(coordinator_errors, "QuotaExceeded", None)
-    if cls is None:
-        raise KeyError("QuotaExceeded")
-    return cls(f["tenant"], f["quota"], f["limit"], f["current"], f.get("retry_after_seconds"))  # type: ignore[no-any-return]
-
-
 BUILDERS: dict[str, Builder] = {
     "stale-epoch": lambda f: StaleEpoch(
         job_id=UUID(str(f["job_id"])),
@@ -111,10 +102,19 @@ BUILDERS: dict[str, Builder] = {
     "unauthenticated": lambda f: Unauthenticated(str(f.get("reason") or "not authenticated")),
     "factory-down": lambda f: FactoryDown(str(f["factory"])),
     "invalid-request": lambda f: InvalidRequest("request", list(f.get("errors") or [])),
-    "conflict": lambda f: Conflict(str(f.get("detail", ""))),
-    "unavailable": lambda f: Unavailable(str(f.get("detail", ""))),
-    "quota-exceeded": _quota_exceeded,
+    # The problem's ``detail`` is the whole message: the error's own ``detail`` field, which
+    # shares the name, is its text after the constructor's prefix.
+    "conflict": lambda f: Conflict(_unprefixed(f.get("detail"), "concurrent update, retry: ")),
+    "unavailable": lambda f: Unavailable(_unprefixed(f.get("detail"), "event store unavailable: ")),
+    "quota-exceeded": lambda f: QuotaExceeded(
+        str(f["tenant"]), str(f["quota"]), int(f["limit"]), int(f["current"]), float(f["retry_after_seconds"])
+    ),
 }
+
+
+def _unprefixed(text: Any, prefix: str) -> str:
+    text = str(text or "")
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def from_problem(status: int, body: Any) -> DomainError:

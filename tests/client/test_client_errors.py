@@ -15,9 +15,9 @@ from adapters.auth import TokenAuthority
 from adapters.auth.tokens import Unauthenticated
 from adapters.client import ApiError, FleetClient
 from coordinator.claiming import ClaimRequest
-from coordinator.errors import FactoryDown, Forbidden, InvalidRequest, NotFound, Unavailable
+from coordinator.errors import FactoryDown, Forbidden, InvalidRequest, NotFound, QuotaExceeded, Unavailable
 from coordinator.identity import Role
-from domain.errors import DomainError, IdempotencyConflict, IllegalTransition, StaleEpoch, UnknownDependency
+from domain.errors import IdempotencyConflict, IllegalTransition, StaleEpoch, UnknownDependency
 from tests.client.conftest import ClientFactory
 from tests.http.live import LiveServer
 
@@ -134,16 +134,27 @@ def test_a_factory_marked_down_must_heartbeat_before_claiming(client: FleetClien
     assert client.claim(ClaimRequest(factory_id="flaky")) == []
 
 
-def test_quota_refusals_carry_their_fields(make_client: ClientFactory) -> None:
-    pytest.importorskip("coordinator.quotas", reason="quotas are not in this build yet")
+def test_a_quota_refusal_is_quota_exceeded_with_its_fields(make_client: ClientFactory) -> None:
+    # Given a tenant allowed one queued job, which it has
     make_client("acme", Role.ADMIN).put_quotas("acme", {"max_queued": 1})
     client = make_client("acme")
     client.submit({"queue": "q"})
-    with pytest.raises(DomainError) as refused:  # QuotaExceeded where it exists, else an ApiError
+
+    # When it submits another (without a key: not retried, backpressure reaches the caller)
+    started = time.monotonic()
+    with pytest.raises(QuotaExceeded) as refused:
         client.submit({"queue": "q"})
-    assert refused.value.code == "quota-exceeded"
-    assert refused.value.fields["limit"] == 1
-    assert refused.value.fields["tenant"] == "acme"
+
+    # Then the refusal names the tenant, the quota, the limit and the usage
+    fields = refused.value.fields
+    assert (fields["tenant"], fields["quota"], fields["limit"], fields["current"]) == (
+        "acme",
+        "max_queued",
+        1,
+        1,
+    )
+    assert fields["retry_after_seconds"] > 0
+    assert time.monotonic() - started < 1.0
 
 
 def test_an_unreachable_server_is_unavailable(live_server: LiveServer) -> None:

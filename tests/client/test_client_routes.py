@@ -3,14 +3,13 @@ the route expects and answers the coordinator's own view models."""
 
 from __future__ import annotations
 
-import pytest
-
 from adapters.client import FleetClient
 from coordinator.claiming import ClaimRequest
 from coordinator.identity import Role
 from coordinator.reporting import Completion
 from coordinator.views import ClaimedJob, JobView
 from domain.job.spec import ErrorInfo, RunInsights
+from domain.tenant import TenantQuotas
 from tests.client.conftest import ClientFactory
 
 
@@ -183,8 +182,11 @@ def test_a_fleet_wide_worker_claims_every_tenants_jobs(make_client: ClientFactor
     assert sorted(c.job.tenant for c in claimed) == ["acme", "globex"]
 
 
-def test_quotas_round_trip(make_client: ClientFactory) -> None:
-    pytest.importorskip("coordinator.quotas", reason="the quota routes are not in this build yet")
+def test_quotas_are_set_and_read_back_with_usage(make_client: ClientFactory) -> None:
     admin = make_client("acme", Role.ADMIN)
-    admin.put_quotas("acme", {"max_queued": 5})
-    assert admin.get_quotas("acme")["quotas"]["max_queued"] == 5
+    admin.submit({"queue": "q"})
+    set_view = admin.put_quotas("acme", TenantQuotas(max_queued=5, submits_per_minute=100))
+    assert set_view.tenant == "acme" and set_view.quotas.max_queued == 5
+    view = admin.get_quotas("acme")
+    assert view.quotas == TenantQuotas(max_queued=5, submits_per_minute=100)
+    assert view.updated_at is not None

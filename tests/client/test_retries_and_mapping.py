@@ -26,6 +26,7 @@ from coordinator.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    QuotaExceeded,
     TenantRequired,
     Unavailable,
 )
@@ -145,13 +146,8 @@ def test_a_submit_is_retried_only_with_an_idempotency_key() -> None:
 
 
 def quota(retry_after_header: str) -> httpx.Response:
-    response = httpx.Response(
-        429,
-        json={"type": "/problems/quota-exceeded", "title": "t", "status": 429, "detail": "over quota",
-              "code": "quota-exceeded", "tenant": "acme", "quota": "max_queued", "limit": 1,
-              "current": 1, "retry_after_seconds": 0.5},
-        headers={"Retry-After": retry_after_header, "Content-Type": "application/problem+json"},
-    )  # fmt: skip
+    response = served(QuotaExceeded("acme", "max_queued", 1, 1, 0.5))
+    response.headers["Retry-After"] = retry_after_header
     return response
 
 
@@ -159,11 +155,11 @@ def test_429_is_retried_for_safe_calls_within_the_retry_after_limit() -> None:
     keyed = Script(quota("0"), SUBMITTED)
     assert client_for(keyed).submit({"queue": "q", "idempotency_key": "k"}).outcome == "created"
     unkeyed = Script(quota("0"), SUBMITTED)
-    with pytest.raises(DomainError) as refused:
+    with pytest.raises(QuotaExceeded) as refused:
         client_for(unkeyed).submit({"queue": "q"})
-    assert refused.value.code == "quota-exceeded" and refused.value.fields["limit"] == 1
+    assert refused.value.fields["limit"] == 1
     too_long = Script(quota("3600"), SUBMITTED)
-    with pytest.raises(DomainError):
+    with pytest.raises(QuotaExceeded):
         client_for(too_long).submit({"queue": "q", "idempotency_key": "k"})
     assert len(too_long.requests) == 1
 
@@ -221,6 +217,9 @@ REFUSALS: list[DomainError] = [
     Unauthenticated("the token has expired"),
     FactoryDown("host-1"),
     InvalidRequest("body", [{"loc": "body.queue", "msg": "bad", "type": "pattern"}]),
+    QuotaExceeded("acme", "submits_per_minute", 10, 10, 12.5),
+    Conflict("version race"),
+    Unavailable("the pool is exhausted"),
 ]
 
 
