@@ -3,6 +3,8 @@
 HTTP, MCP and ``fleetlog token`` share this one module, so a token means the same
 ``Identity`` wherever it is presented."""
 
+from __future__ import annotations
+
 from adapters.auth.secret import SecretError, load_secret
 from adapters.auth.tokens import TokenAuthority, Unauthenticated
 

@@ -26,6 +26,7 @@ from adapters.http.schemas import (
     ListQuery,
     PatchJob,
     Problem,
+    PublishedBatch,
     Readiness,
     ReleaseBody,
     RenewBody,
@@ -33,6 +34,7 @@ from adapters.http.schemas import (
     SubmitResponse,
 )
 from adapters.http.waiting import WorkBroadcaster
+from adapters.submit_schema import SubmitArguments
 from coordinator.claiming import ClaimRequest
 from coordinator.fleet import Fleet
 from coordinator.identity import Role
@@ -263,16 +265,19 @@ class Api:
                     201: SubmitResponse,
                     200: SubmitResponse,
                     **common,
+                    404: Problem,
                     409: Problem,
                     422: Problem,
                     429: Problem,
                 },
                 body=JobSpec,
+                published=SubmitArguments,
                 headers={"Idempotency-Key": "the idempotency key (or send it in the body)"},
                 description="201: created. 200: an identical resubmit (same id, outcome 'existing') or "
                 "the queued job with this key was superseded by new content (outcome 'superseded'). "
                 "409: the key's job can no longer be superseded. 422: invalid, an unknown dependency, "
-                "or a dependency cycle (listed). 429: a quota refuses it (see Retry-After).",
+                "or a dependency cycle (listed). 404: parent_id names no job of the tenant. "
+                "429: a quota refuses it (see Retry-After).",
             ),
             Endpoint(
                 "POST",
@@ -283,6 +288,7 @@ class Api:
                 Role.SUBMITTER,
                 {200: BatchResult, **common, 422: Problem, 429: Problem},
                 body=BatchSubmit,
+                published=PublishedBatch,
             ),
             Endpoint(
                 "GET",
@@ -451,7 +457,7 @@ class Api:
                     "A tenant's quotas, usage and refusals.",
                     self.get_quotas,
                     Role.READER,
-                    {200: QuotaView, **common, 404: Problem},
+                    {200: QuotaView, **common, 404: Problem, 422: Problem},
                     tag="tenants",
                 ),
             ]

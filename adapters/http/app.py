@@ -85,6 +85,14 @@ def app_version() -> str:
         return "0.0.0"
 
 
+def openapi_document(config: ApiConfig | None = None) -> dict[str, Any]:
+    """The OpenAPI document without a store (for tools and tests): the declarations only
+    name the handlers, so an unopened ``Api`` describes the same routes."""
+    config = config or ApiConfig()
+    declared = Api.__new__(Api).endpoints()
+    return document(declared, version=app_version(), max_body_bytes=config.max_body_bytes)
+
+
 def create_app(fleet: Fleet, authority: TokenAuthority, config: ApiConfig | None = None) -> Starlette:
     config = config or ApiConfig()
     store = fleet.ctx.store
@@ -96,6 +104,7 @@ def create_app(fleet: Fleet, authority: TokenAuthority, config: ApiConfig | None
     endpoints = api.endpoints()
     dispatcher = Dispatcher(authority, max_body_bytes=config.max_body_bytes)
     spec = document(endpoints, version=app_version(), max_body_bytes=config.max_body_bytes)
+    dispatcher.enforce(spec)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(spec)
@@ -118,7 +127,9 @@ def create_app(fleet: Fleet, authority: TokenAuthority, config: ApiConfig | None
         assert isinstance(exc, HTTPException)
         if exc.status_code == 405:
             return problems.problem(
-                "method-not-allowed", f"{request.method} is not allowed on {request.url.path}; see /docs"
+                "method-not-allowed",
+                f"{request.method} is not allowed on {request.url.path}; see /docs",
+                headers=exc.headers,
             )
         if exc.status_code == 404:
             return await not_found(request, exc)
@@ -140,7 +151,8 @@ def create_app(fleet: Fleet, authority: TokenAuthority, config: ApiConfig | None
             if services is not None:
                 services.stop()
 
-    routes = [dispatcher.route(ep) for ep in endpoints] + [
+    routes = [
+        *dispatcher.routes(endpoints),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Route("/problems/{code}", problem_page, methods=["GET"]),

@@ -21,8 +21,8 @@ TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 def document(endpoints: Sequence[Endpoint], *, version: str, max_body_bytes: int) -> dict[str, Any]:
     pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for ep in endpoints:
-        if ep.body is not None:
-            pairs.append((ep.body, "validation"))
+        if ep.body_schema is not None:
+            pairs.append((ep.body_schema, "validation"))
         for schema in ep.responses.values():
             model = schema.model if isinstance(schema, ListOf) else schema
             if model is not None:
@@ -49,10 +49,10 @@ def document(endpoints: Sequence[Endpoint], *, version: str, max_body_bytes: int
             op["security"] = []
         else:
             op["description"] = (op.get("description", "") + f" Needs the '{ep.role}' role.").strip()
-        if ep.body is not None:
+        if ep.body_schema is not None:
             op["requestBody"] = {
                 "required": ep.body_required,
-                "content": {JSON: {"schema": ref(ep.body, "validation")}},
+                "content": {JSON: {"schema": ref(ep.body_schema, "validation")}},
             }
         if not op["parameters"]:
             del op["parameters"]

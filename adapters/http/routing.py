@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import jsonschema_rs
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -54,12 +55,19 @@ class Endpoint:
     """None: no token needed (health checks)."""
     responses: Mapping[int, Schema]
     body: type[BaseModel] | None = None
+    """The model that validates the body."""
+    published: type[BaseModel] | None = None
+    """The body's model as the document shows it, when wider than ``body`` (defaults to it)."""
     body_required: bool = True
     query: type[BaseModel] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     """Request headers it reads, with their descriptions."""
     tag: str = "jobs"
     description: str = ""
+
+    @property
+    def body_schema(self) -> type[BaseModel] | None:
+        return self.published or self.body
 
 
 @dataclass
@@ -80,9 +88,31 @@ class Dispatcher:
     def __init__(self, authority: TokenAuthority, *, max_body_bytes: int):
         self.authority = authority
         self.max_body_bytes = max_body_bytes
+        self.contract: dict[tuple[str, str], Any] = {}
 
-    def route(self, endpoint: Endpoint) -> Route:
+    def enforce(self, document: Mapping[str, Any]) -> None:
+        """Validate request bodies against ``document`` (the OpenAPI the app serves)."""
+        components = document["components"]
+        for path, operations in document["paths"].items():
+            for method, op in operations.items():
+                body = op.get("requestBody")
+                if body is None:
+                    continue
+                schema = {**body["content"][JSON]["schema"], "components": components}
+                self.contract[(method.upper(), path)] = jsonschema_rs.validator_for(schema)
+
+    def routes(self, endpoints: list[Endpoint]) -> list[Route]:
+        """One Starlette route per path, dispatching on the method, so that a 405 lists
+        every method the path has in ``Allow``."""
+        by_path: dict[str, dict[str, Endpoint]] = {}
+        for endpoint in endpoints:
+            by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
+        return [self._route(path, methods) for path, methods in by_path.items()]
+
+    def _route(self, path: str, methods: dict[str, Endpoint]) -> Route:
         async def serve(request: Request) -> Response:
+            endpoint = methods.get("GET" if request.method == "HEAD" else request.method)
+            assert endpoint is not None  # Starlette answered 405 for any other method
             try:
                 return await self._serve(endpoint, request)
             except BadBody as bad:
@@ -92,7 +122,8 @@ class Dispatcher:
             except Exception as exc:  # the request boundary: a bug becomes a logged 500
                 return problems.internal(exc)
 
-        return Route(endpoint.path, serve, methods=[endpoint.method], name=endpoint.name)
+        starlette_path = path.replace("{job_id}", "{job_id:uuid}")
+        return Route(starlette_path, serve, methods=list(methods))
 
     async def _serve(self, endpoint: Endpoint, request: Request) -> Response:
         identity = self._identity(request) if endpoint.role is not None else _ANONYMOUS
@@ -130,10 +161,36 @@ class Dispatcher:
                 )
             data = _parse_json(raw)
         data = hook_body(endpoint, request, data)
+        self._conform(endpoint, data)
         try:
             return endpoint.body.model_validate(data)
         except ValidationError as exc:
             raise BadBody(problems.from_validation(exc, "body")) from None
+
+    def _conform(self, endpoint: Endpoint, data: Any) -> None:
+        """The body against the published JSON Schema first: JSON types exactly as the
+        document says ("5" is not 5, 0 is not false), which pydantic's lax mode would
+        otherwise coerce. pydantic then checks what a schema cannot (cross-field rules)."""
+        validator = self.contract.get((endpoint.method, endpoint.path))
+        if validator is None:
+            return
+        errors: list[dict[str, str]] = []
+        for error in validator.iter_errors(data):
+            loc = ["body", *(str(p) for p in error.instance_path)]
+            unexpected = getattr(error.kind, "unexpected", None)
+            if unexpected:  # additionalProperties: name each unknown field where it is
+                errors += [
+                    {"loc": ".".join([*loc, str(name)]), "msg": "unknown field", "type": "extra_forbidden"}
+                    for name in unexpected
+                ]
+            else:
+                message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
+                errors.append({"loc": ".".join(loc), "msg": message, "type": "schema"})
+            if len(errors) >= 10:
+                break
+        if errors:
+            detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors)
+            raise BadBody(problems.problem("invalid-request", f"invalid body: {detail}", errors=errors))
 
     async def _read(self, request: Request) -> bytes:
         limit = self.max_body_bytes
@@ -207,7 +264,7 @@ def _parse_json(raw: bytes) -> Any:
 def _path_params(params: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in params.items():
-        if name == "job_id":
+        if name == "job_id" and not isinstance(value, UUID):
             try:
                 out[name] = UUID(str(value))
             except ValueError:

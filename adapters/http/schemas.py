@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from adapters.submit_schema import SubmitArguments
 from coordinator.queries import MAX_PAGE
 from coordinator.reporting import MAX_COMPLETIONS, Completion
 from coordinator.views import ClaimedJob, ItemResult, SubmitResult
@@ -38,6 +39,12 @@ class Body(BaseModel):
 class BatchSubmit(Body):
     jobs: Annotated[list[JobSpec], Field(min_length=1, max_length=MAX_BATCH)]
     """Up to 1,000 job specs, submitted in one transaction; results come back in order."""
+
+
+class PublishedBatch(Body):
+    """``BatchSubmit`` as published: each job as a submitter may write it."""
+
+    jobs: Annotated[list[SubmitArguments], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 class BatchResult(Body):

@@ -11,50 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from adapters.submit_schema import SubmitArguments
 from coordinator.errors import InvalidRequest, validation_errors
 from coordinator.fleet import Fleet
 from coordinator.identity import Identity
 from coordinator.queries import MAX_PAGE
 from coordinator.views import HistoryEntry, JobPage, JobView, SubmitResult
-from domain.job import JobSpec, JobState
-from domain.job.spec import MAX_DEPENDENCIES, DependencyMode, DependencySpec, Name
+from domain.job import JobState
+from domain.job.spec import Name
 
 MAX_REASON = 1000
-
-PriorityName = Literal["critical", "high", "medium", "low"]
-"""The names ``JobSpec`` accepts for priorities (``domain.job.spec.PRIORITY_NAMES``)."""
-
-
-class SubmitArguments(JobSpec):
-    """A job spec as a submitter may write it.
-
-    ``JobSpec``'s own schema shows the normalised form (numeric priority, resolved
-    dependency records); its validator also accepts priority names, bare dependency ids
-    and ``deps_mode``, so the tool's schema says so. Every other field is inherited, so a
-    field added to ``JobSpec`` appears in the tool without a change here. Only the schema
-    is used: ``Fleet.submit`` validates the arguments as it does for HTTP and the CLI.
-    """
-
-    # Widened on purpose (schema only), hence the ignores: the validator narrows them.
-    priority: Annotated[int, Field(ge=0, le=100)] | PriorityName = Field(  # type: ignore[assignment]
-        default=20, description="critical/high/medium/low (0/10/20/30) or 0-100; lower runs sooner"
-    )
-    deps: tuple[UUID | DependencySpec, ...] = Field(  # type: ignore[assignment]
-        default=(),
-        max_length=MAX_DEPENDENCIES,
-        description="job ids (in deps_mode), or {job_id, mode, milestone} objects",
-    )
-    deps_mode: DependencyMode = Field(
-        default=DependencyMode.HARD,
-        description="the mode of dependencies given as bare ids: hard (wait for success) or soft "
-        "(wait for the dependency's milestone phase, by default its last declared phase)",
-    )
 
 
 class Arguments(BaseModel):

@@ -68,7 +68,7 @@ def test_a_long_poll_returns_within_100_ms_of_a_submit(live_server: LiveServer) 
         for round_ in range(5):
             answered: dict[str, float] = {}
 
-            def poll() -> None:
+            def poll(answered: dict[str, float] = answered) -> None:
                 response = worker.post(
                     "/v1/claim", json={"factory_id": "f1", "wait_seconds": 10, "queues": ["q"]}
                 )

@@ -212,7 +212,7 @@ def test_get_job_shows_lease_attempts_checkpoint_and_phase(live_server: LiveServ
         for key in ("result", "error", "created_at", "updated_at"):
             assert key in view
         problem(http.get(f"/v1/jobs/{uuid.uuid4()}"), 404, "not-found")
-        problem(http.get("/v1/jobs/not-a-uuid"), 422, "invalid-request")
+        problem(http.get("/v1/jobs/not-a-uuid"), 404, "route-not-found")
 
 
 def test_events_runs_and_state_at_a_version(live_server: LiveServer) -> None:

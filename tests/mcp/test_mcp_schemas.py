@@ -11,7 +11,8 @@ from uuid import uuid4
 import pytest
 from jsonschema import Draft202012Validator
 
-from adapters.mcp.tools import BY_NAME, TOOLS, FleetTool, PriorityName
+from adapters.mcp.tools import BY_NAME, TOOLS, FleetTool
+from adapters.submit_schema import PriorityName
 from domain.job import JobSpec
 from domain.job.spec import PRIORITY_NAMES
 

@@ -1,0 +1,57 @@
+"""Schemathesis against the API's OpenAPI document: generated requests, valid and
+invalid, over every operation, sent to a real server. No response may be a 5xx, and
+every response must match the document (status, content type, body schema, headers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from adapters.bootstrap import Settings
+from adapters.http.app import openapi_document
+from tests.http.live import LiveServer, serve
+
+schema = schemathesis.openapi.from_dict(openapi_document())
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data = Path(tmp_path_factory.mktemp("fuzz")) / "data"
+    with serve(Settings(data_dir=data)) as server:
+        yield server
+
+
+def test_the_served_document_is_the_one_fuzzed(fuzz_server: LiveServer) -> None:
+    import httpx
+
+    assert httpx.get(fuzz_server.url + "/openapi.json").json() == openapi_document()
+
+
+@pytest.mark.slow
+@schema.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_api_never_fails_and_always_matches_its_document(
+    case: schemathesis.Case, fuzz_server: LiveServer
+) -> None:
+    token = fuzz_server.token("acme")
+    body = case.body
+    if case.path == "/v1/claim" and isinstance(body, dict):
+        wait = body.get("wait_seconds")
+        if type(wait) in (int, float) and 0.05 < wait <= 30:
+            # Long-polls are tested on their own; here a valid wait only makes the run slow.
+            body["wait_seconds"] = 0.05
+    case.call_and_validate(
+        base_url=fuzz_server.url,
+        headers={"Authorization": f"Bearer {token}"},
+        # Requests the schema calls valid may still be refused with 422 on meaning the
+        # schema cannot express: a dependency id that does not exist, a cursor not from
+        # a previous page, a version past the job's last, a patch whose fields disagree.
+        # The issue asks for exactly these 422s, so that one check is left out; every
+        # other check (no 5xx, status, content type, body schema, headers, invalid data
+        # rejected, unsupported methods) runs.
+        excluded_checks=[schemathesis.checks.positive_data_acceptance],
+    )
