@@ -9,6 +9,7 @@ Every model forbids unknown fields: a typo is a 422 that names it, never silentl
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
@@ -132,7 +133,7 @@ class ListQuery(Body):
     """One or more states (repeat the parameter, or separate with commas)."""
     queue: Name | None = None
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    parent_id: str | None = None
+    parent_id: UUID | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
     cursor: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
