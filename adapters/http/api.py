@@ -38,11 +38,7 @@ from adapters.submit_schema import SubmitArguments
 from coordinator.claiming import ClaimRequest
 from coordinator.fleet import Fleet
 from coordinator.identity import Role
-
-try:  # TEMP until quotas land
-    from coordinator.quotas import QuotaView, TenantQuotas
-except ImportError:
-    QuotaView = TenantQuotas = None  # type: ignore
+from coordinator.quotas import QuotaView, TenantQuotas
 from coordinator.views import (
     FactoryView,
     HistoryEntry,
@@ -435,30 +431,25 @@ class Api:
                 {200: FACTORIES, **common},
                 tag="workers",
             ),
-        ] + (
-            []
-            if QuotaView is None
-            else [
-                Endpoint(
-                    "PUT",
-                    "/v1/tenants/{tenant}/quotas",
-                    "set_quotas",
-                    "Set a tenant's admission quotas.",
-                    self.put_quotas,
-                    Role.ADMIN,
-                    {200: QuotaView, **common, 404: Problem, 422: Problem},
-                    body=TenantQuotas,
-                    tag="tenants",
-                ),
-                Endpoint(
-                    "GET",
-                    "/v1/tenants/{tenant}/quotas",
-                    "get_quotas",
-                    "A tenant's quotas, usage and refusals.",
-                    self.get_quotas,
-                    Role.READER,
-                    {200: QuotaView, **common, 404: Problem, 422: Problem},
-                    tag="tenants",
-                ),
-            ]
-        )
+            Endpoint(
+                "PUT",
+                "/v1/tenants/{tenant}/quotas",
+                "set_quotas",
+                "Set a tenant's admission quotas.",
+                self.put_quotas,
+                Role.ADMIN,
+                {200: QuotaView, **common, 404: Problem, 422: Problem},
+                body=TenantQuotas,
+                tag="tenants",
+            ),
+            Endpoint(
+                "GET",
+                "/v1/tenants/{tenant}/quotas",
+                "get_quotas",
+                "A tenant's quotas, usage and refusals.",
+                self.get_quotas,
+                Role.READER,
+                {200: QuotaView, **common, 404: Problem, 422: Problem},
+                tag="tenants",
+            ),
+        ]
