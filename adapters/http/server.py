@@ -59,6 +59,9 @@ class Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.broadcaster.begin_shutdown()
         super().handle_exit(sig, frame)
+        # uvicorn re-raises a captured signal after its graceful shutdown, so the process
+        # would end "killed by SIGTERM"; a completed graceful stop exits 0 instead.
+        self._captured_signals.clear()
 
 
 def settings_for(args: argparse.Namespace) -> Settings:

@@ -113,3 +113,31 @@ def test_a_long_poll_ignores_other_queues_and_tenants(live_server: LiveServer) -
         other.post("/v1/jobs", json={"queue": "elsewhere"})
         thread.join(timeout=10)
     assert answered["body"] == {"jobs": []}
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_servers_on_one_database_lease_each_job_once(pg_database: str) -> None:
+    from adapters.bootstrap import Settings
+    from tests.http.live import serve
+
+    settings = Settings(database_url=pg_database, pool_size=4, max_overflow=8)
+    with serve(settings) as one, serve(settings.model_copy(update={"migrate": False})) as two:
+        with one.as_tenant("acme") as http:
+            assert http.post("/v1/jobs/batch", json={"jobs": [{"queue": "q"}] * 300}).status_code == 200
+
+        def claimer(args: tuple[LiveServer, int]) -> list[str]:
+            server, n = args
+            got: list[str] = []
+            with server.as_tenant("acme", Role.WORKER) as worker:
+                while jobs := worker.post("/v1/claim", json={"factory_id": f"f{n}", "max_jobs": 5}).json()[
+                    "jobs"
+                ]:
+                    got += [j["job"]["id"] for j in jobs]
+            return got
+
+        with ThreadPoolExecutor(8) as pool:
+            leased = [
+                i for got in pool.map(claimer, [(one if n % 2 else two, n) for n in range(8)]) for i in got
+            ]
+    assert len(leased) == 300 and len(set(leased)) == 300
