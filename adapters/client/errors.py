@@ -148,14 +148,19 @@ def _not_a_problem(status: int, body: Any) -> DomainError:
 
 def from_transport(exc: httpx.TransportError, url: str) -> Unavailable:
     if isinstance(exc, httpx.TimeoutException):
-        kind = {
+        what = {
             httpx.ConnectTimeout: "connecting timed out",
             httpx.ReadTimeout: "no answer in time",
             httpx.WriteTimeout: "sending timed out",
             httpx.PoolTimeout: "no free connection in time",
         }.get(type(exc), "timed out")
-        return Unavailable(f"{url}: {kind}")
-    return Unavailable(f"{url}: {type(exc).__name__}: {exc}".rstrip(": "))
+    else:
+        what = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    error = Unavailable(f"{url}: {what}")
+    # Unavailable's own wording is about the event store; this is the way to the server.
+    error.message = f"the Fleetlog server did not answer: {url}: {what}"
+    error.args = (error.message,)
+    return error
 
 
 def not_sent(exc: httpx.TransportError) -> bool:

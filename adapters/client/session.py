@@ -62,7 +62,7 @@ class Session:
         self._http = httpx.Client(
             limits=httpx.Limits(
                 max_connections=max_connections,
-                max_keepalive_connections=min(20, max_connections),
+                max_keepalive_connections=max_connections,
                 keepalive_expiry=KEEPALIVE_SECONDS,
             ),
             **common,
