@@ -37,7 +37,7 @@ from adapters.http.waiting import WorkBroadcaster
 from adapters.submit_schema import SubmitArguments
 from coordinator.claiming import ClaimRequest
 from coordinator.fleet import Fleet
-from coordinator.identity import Role
+from coordinator.identity import Identity, Role
 from coordinator.quotas import QuotaView, TenantQuotas
 from coordinator.views import (
     FactoryView,
@@ -64,6 +64,12 @@ def json_response(value: BaseModel | list[Any], status: int = 200, adapter: List
         assert adapter is not None
         body = adapter.dump(value)
     return Response(body, status_code=status, media_type=JSON)
+
+
+def _reading(identity: Identity) -> Identity:
+    """The writer may read back the job it just wrote (a worker-only token answers a
+    fenced write with the job's new state, in its own tenant only)."""
+    return Identity(identity.subject, identity.tenant, identity.roles | {Role.READER})
 
 
 class Api:
@@ -165,9 +171,12 @@ class Api:
             while True:
                 jobs = await self.run(self.fleet.claim, call.identity, request)
                 remaining = deadline - time.monotonic()
-                if jobs or remaining <= 0 or self.broadcaster.closing or await call.request.is_disconnected():
+                if jobs or remaining <= 0 or self.broadcaster.closing:
                     return json_response(ClaimResponse(jobs=jobs))
                 await waiter.wait(min(remaining, self.broadcaster.poll_seconds))
+                if await call.request.is_disconnected():
+                    # Nobody would receive the leases: do not claim for a closed socket.
+                    return json_response(ClaimResponse(jobs=[]))
 
     async def patch_job(self, call: Call) -> Response:
         body: PatchJob = call.body
@@ -191,7 +200,7 @@ class Api:
             self.broadcaster.notify(None)  # a retry may be due at once
         elif body.insights is not None:
             fleet.report_insights(who, job_id, epoch, body.insights)
-        return fleet.get(who, job_id)
+        return fleet.get(_reading(who), job_id)
 
     async def complete(self, call: Call) -> Response:
         batch: CompletionBatch = call.body
@@ -212,7 +221,7 @@ class Api:
 
         def release() -> JobView:
             self.fleet.release(call.identity, call.path["job_id"], body.epoch, body.reason)
-            return self.fleet.get(call.identity, call.path["job_id"])
+            return self.fleet.get(_reading(call.identity), call.path["job_id"])
 
         view = await self.run(release)
         self.broadcaster.notify([view.queue])

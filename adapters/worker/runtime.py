@@ -297,6 +297,10 @@ class Worker:
             self.port.heartbeat(self._report())
         except (Conflict, Unavailable) as exc:
             log.warning("heartbeat failed, will retry: %s", exc.message)
+        except DomainError as exc:  # refused for good (an expired token, a lost role)
+            log.error("the coordinator refuses this worker's heartbeats: %s; stopping", exc.message)
+            self.fatal = exc
+            self._stopping.set()
 
     def _heartbeat_loop(self) -> None:
         while not self._heartbeat_stop.wait(self.config.heartbeat_interval):

@@ -14,11 +14,8 @@ from tests.http.live import LiveServer, serve
 
 ClientFactory = Callable[..., FleetClient]
 
-WORKER_ROLES = (Role.WORKER, Role.READER)
-"""A worker's token. READER only because PATCH /v1/jobs/{id} and lease/release answer
-with the job as read by ``Fleet.get``, which needs it: with a worker-only token the
-write lands and the answer is 403 (``test_a_worker_only_token_can_write_under_its_lease``
-pins this). Drop READER once the server answers the writer."""
+WORKER_ROLES = (Role.WORKER,)
+"""A worker's token: the worker role alone is enough for everything a worker does."""
 
 
 @pytest.fixture

@@ -187,12 +187,6 @@ def free_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-@pytest.mark.xfail(
-    reason="server: PATCH and lease/release answer with Fleet.get, which needs the reader role, "
-    "so a worker-only token's write lands and is answered 403",
-    raises=Forbidden,
-    strict=False,
-)
 def test_a_worker_only_token_can_write_under_its_lease(make_client: ClientFactory) -> None:
     job = make_client("acme").submit({"queue": "q"}).job
     worker = make_client("acme", Role.WORKER)
