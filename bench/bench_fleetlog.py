@@ -10,7 +10,17 @@ The harness is the peers' own ``common.py`` (../shared/bench-peers, imported fro
 not copied): same arguments, same timing, same JSON. What Fleetlog runs:
 
   * path "direct": the coordinator in-process (``Fleet`` from ``adapters.bootstrap.build_app``
-    over PostgreSQL), no HTTP. (``--path http`` is reserved for the HTTP transport.)
+    over PostgreSQL), no HTTP.
+  * path "http" (``--path http``): ``--http-servers`` ``fleetlog serve`` processes (default 1)
+    on the same database, started after every database reset and stopped before the next
+    (a random FLEETLOG_JWT_SECRET per run; one token from ``fleetlog token --tenant bench
+    --role worker,submitter``). W1 bulk: POST /v1/jobs/batch with httpx, chunks of
+    ``--bulk-chunk`` spread over ``--producers`` concurrent lanes (an AsyncClient each);
+    W1 single: POST /v1/jobs per job, one after another (httpx.Client); W3 producer lanes:
+    an httpx.AsyncClient each, POST /v1/jobs. Workers: the same ``Worker`` runtime over
+    ``HttpPort`` (a ``FleetClient`` with pool concurrency + 4, long-poll claims, assembled
+    as ``fleetlog worker --url`` does), worker i talking to server i % servers. The
+    server processes' CPU is read from /proc and reported per job.
   * a dedicated database (``--database``, default fleetlog_bench) on the server of
     ``--dsn``: dropped, recreated and migrated (``adapters.bootstrap.migrate``) before every
     repeat, as the peers drop and recreate their schema. The harness's own queries (done
@@ -38,9 +48,12 @@ not copied): same arguments, same timing, same JSON. What Fleetlog runs:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import json
 import os
+import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -69,6 +82,7 @@ from adapters.bootstrap import Settings, build_app, migrate  # noqa: E402
 from adapters.worker import Worker, WorkerConfig  # noqa: E402
 from adapters.worker.__main__ import EXTRA_CONNECTIONS  # noqa: E402
 from adapters.worker.direct import DirectPort  # noqa: E402
+from adapters.worker.http_port import DEFAULT_WAIT_SECONDS, HttpPort  # noqa: E402
 from adapters.worker.registry import ANY_QUEUE, claim_queues  # noqa: E402
 from coordinator.identity import Identity, Role  # noqa: E402
 from coordinator.submission import MAX_BATCH  # noqa: E402
@@ -120,8 +134,8 @@ def fleet_for(url: str, pool_size: int) -> Any:
 
 
 # --------------------------------------------------------------------------- worker side
-class CountingPort(DirectPort):
-    """The real DirectPort; counts the calls that cost transactions."""
+class _Counting:
+    """Counts the port calls that cost transactions (mixed into the real ports)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -142,6 +156,14 @@ class CountingPort(DirectPort):
             self.counts["complete_calls"] += 1
             self.counts["completed"] += len(completions)
         return results
+
+
+class CountingPort(_Counting, DirectPort):
+    """The real DirectPort with call counters."""
+
+
+class CountingHttpPort(_Counting, HttpPort):
+    """The real HttpPort (what ``fleetlog worker --url`` runs) with call counters."""
 
 
 _RECORD_LOCK = threading.Lock()
@@ -165,6 +187,8 @@ def worker_config(idx: int, concurrency: int, overrides: dict[str, Any]) -> Work
 def worker_child(idx, cfg, ready, go, stop, lat_path):  # noqa: PLR0917  (the harness's signature)
     def build() -> dict[str, Any]:
         config = worker_config(idx, cfg["concurrency"], cfg["worker_set"])
+        if cfg.get("urls"):
+            return build_http(config)
         fleet = fleet_for(cfg["dsn"], min(200, config.concurrency + EXTRA_CONNECTIONS))
         identity = Identity.of(f"worker:{config.factory_id}", WORKER_IDENTITY_TENANT, Role.WORKER)
         port = CountingPort(fleet, identity, queues=claim_queues(HANDLERS, config.queues))
@@ -172,6 +196,23 @@ def worker_child(idx, cfg, ready, go, stop, lat_path):  # noqa: PLR0917  (the ha
         port.wait_for_work(0.0)  # opens the LISTEN connection before "go"
         seq = _current_seq(cfg["stats_dir"])
         return {"fleet": fleet, "port": port, "worker": Worker(port, HANDLERS, config), "seq": seq}
+
+    def build_http(config: WorkerConfig) -> dict[str, Any]:
+        # As adapters.worker.__main__.over_http assembles it (FleetClient pool, long-poll wait).
+        from adapters.client import FleetClient
+        from adapters.worker.__main__ import DEFAULT_REQUEST_TIMEOUT
+
+        url = cfg["urls"][idx % len(cfg["urls"])]
+        client = FleetClient(
+            url,
+            cfg["token"],
+            timeout=DEFAULT_REQUEST_TIMEOUT,
+            max_connections=min(200, config.concurrency + EXTRA_CONNECTIONS),
+        )
+        port = CountingHttpPort(client, wait_seconds=DEFAULT_WAIT_SECONDS)
+        client.readyz()  # opens a connection before "go"
+        seq = _current_seq(cfg["stats_dir"])
+        return {"fleet": client, "port": port, "worker": Worker(port, HANDLERS, config), "seq": seq}
 
     async def setup():
         return await asyncio.to_thread(build)
@@ -187,7 +228,8 @@ def worker_child(idx, cfg, ready, go, stop, lat_path):  # noqa: PLR0917  (the ha
         await task
 
     async def teardown(ctx):
-        ctx["port"].close()
+        if hasattr(ctx["port"], "close"):
+            ctx["port"].close()
         ctx["fleet"].close()
 
     asyncio.run(common.child_loop(setup, run, request_stop, teardown, ready, go, stop, lat_path))
@@ -215,6 +257,151 @@ def _collect_stats(stats_dir: str, seq: int) -> dict[str, Any] | None:
     return total
 
 
+# --------------------------------------------------------------------------- HTTP path
+def fleetlog_cli() -> list[str]:
+    exe = Path(sys.executable).with_name("fleetlog")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "adapters.cli"]
+
+
+def proc_cpu_s(pid: int) -> float:
+    """user+sys CPU seconds of a process (and its waited-for children) from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+class Servers:
+    """``fleetlog serve`` processes on one database: (re)started after every reset."""
+
+    def __init__(
+        self,
+        count: int,
+        url: str,
+        env: dict[str, str],
+        *,
+        pool: int | None,
+        log_dir: Path,
+        command: list[str],
+    ):
+        self.count, self.url, self.env, self.pool, self.log_dir = count, url, env, pool, log_dir
+        self.command = command
+        self.procs: list[subprocess.Popen[str]] = []
+        self.urls: list[str] = []
+        self.cpu: list[float] = []
+        """CPU seconds of every server generation, summed over its processes, in order."""
+        self._mark: float | None = None
+        atexit.register(self.stop)
+
+    def start(self) -> list[str]:
+        self.stop()
+        self.urls = []
+        for i in range(self.count):
+            cmd = [*self.command, "--port", "0", "--database-url", self.url, "--log-level", "warning"]
+            if self.pool:
+                cmd += ["--pool-size", str(self.pool)]
+            err = open(self.log_dir / f"serve-{i}.log", "a")  # noqa: SIM115
+            proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=err, text=True)
+            err.close()
+            self.procs.append(proc)
+            line = proc.stdout.readline() if proc.stdout else ""
+            if not line.startswith("fleetlog listening on "):
+                self.stop()
+                raise RuntimeError(
+                    f"fleetlog serve did not start ({line!r}; see {self.log_dir}/serve-{i}.log)"
+                )
+            self.urls.append(line.split()[-1])
+        return self.urls
+
+    def cpu_now(self) -> float:
+        return sum(proc_cpu_s(p.pid) for p in self.procs)
+
+    def mark(self) -> None:
+        self._mark = self.cpu_now()
+
+    def since_mark(self) -> float | None:
+        return None if self._mark is None else self.cpu_now() - self._mark
+
+    def stop(self) -> None:
+        if not self.procs:
+            return
+        total = self.cpu_now()
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        self.cpu.append(total)
+        self.procs, self._mark = [], None
+
+
+def mint_token(url: str, env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [
+            *fleetlog_cli(),
+            "token",
+            "--tenant",
+            TENANT,
+            "--role",
+            "worker,submitter",
+            "--database-url",
+            url,
+            "--subject",
+            "bench",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"fleetlog token failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def _check_batch(response: Any) -> None:
+    if response.status_code != 200:
+        raise RuntimeError(f"POST /v1/jobs/batch: {response.status_code} {response.text[:300]}")
+    bad = [r for r in response.json()["results"] if not r["ok"]]
+    if bad:
+        raise RuntimeError(f"POST /v1/jobs/batch refused items: {bad[:3]}")
+
+
+def _check_submit(response: Any) -> None:
+    if response.status_code not in (200, 201):
+        raise RuntimeError(f"POST /v1/jobs: {response.status_code} {response.text[:300]}")
+
+
+class HttpProducer:
+    """A W3 producer lane over HTTP: an httpx.AsyncClient of its own (one connection)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        import httpx
+
+        self.client = httpx.AsyncClient(
+            base_url=url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30.0,
+            limits=httpx.Limits(max_connections=1),
+        )
+
+    async def open(self) -> HttpProducer:
+        (await self.client.get("/healthz")).raise_for_status()  # connected before the clock
+        return self
+
+    async def one(self, i: int, t: float) -> None:
+        _check_submit(await self.client.post("/v1/jobs", json=spec(i, t)))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
 # --------------------------------------------------------------------------- the adapter
 def spec(i: int, t: float | None = None) -> dict[str, Any]:
     return {"payload": {"n": i} if t is None else {"n": i, "t": t}}
@@ -238,15 +425,15 @@ class Producer:
 
 
 def check_args(args) -> None:
-    if args.path != "direct":
-        raise SystemExit(f"--path {args.path}: not implemented yet (only 'direct')")
+    if args.http_servers < 1:
+        raise SystemExit("--http-servers must be >= 1")
     if "bench" not in args.database:
         raise SystemExit(f"--database {args.database!r}: refusing to drop a database without 'bench' in it")
     if not 1 <= args.bulk_chunk <= MAX_BATCH:
         raise SystemExit(f"--bulk-chunk must be 1..{MAX_BATCH} (Fleet.submit_many's limit)")
 
 
-def build(args) -> common.Adapter:
+def build(args) -> common.Adapter:  # noqa: PLR0915  (one closure per harness hook, both paths)
     check_args(args)
     server_url = args.dsn
     fleet_url = with_database(server_url, args.database)
@@ -263,11 +450,36 @@ def build(args) -> common.Adapter:
     # The harness's own queries (todo/done counts, ANALYZE, CHECKPOINT) go to Fleetlog's database.
     args.server_dsn, args.dsn = server_url, fleet_url
 
+    http = args.path == "http"
+    servers: Servers | None = None
+    token = ""
+    server_windows: dict[int, float] = {}
+    """W3: server CPU seconds from the first producer lane to the servers' stop, per repeat."""
+    if http:
+        env = {**os.environ, "FLEETLOG_JWT_SECRET": secrets.token_urlsafe(48)}
+        env.pop("DATABASE_URL", None)
+        command = args.serve_command.split() if args.serve_command else [*fleetlog_cli(), "serve"]
+        servers = Servers(
+            args.http_servers, fleet_url, env, pool=args.server_pool, log_dir=stats_dir, command=command
+        )
+        token = mint_token(fleet_url, env)
+
+    def stop_servers() -> None:
+        if servers is None:
+            return
+        window = servers.since_mark()
+        servers.stop()
+        if window is not None and seq[0] in pending:
+            server_windows[seq[0]] = window
+
     def reset() -> None:
+        stop_servers()
         seq[0] += 1
         pending[seq[0]] = None
         Path(stats_dir, "current").write_text(str(seq[0]))
         recreate_database(server_url, args.database, fleet_url)
+        if servers is not None:
+            cfg_urls[:] = servers.start()
 
     async def enqueue_bulk(n: int) -> float:
         fleet = fleet_for(fleet_url, PRODUCER_POOL)
@@ -296,8 +508,62 @@ def build(args) -> common.Adapter:
     async def make_producer() -> Producer:
         return await asyncio.to_thread(Producer, fleet_url)
 
+    cfg_urls: list[str] = []
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def http_enqueue_bulk(n: int) -> float:
+        import httpx
+
+        lanes = max(1, args.producers)
+        clients = [
+            httpx.AsyncClient(base_url=cfg_urls[k % len(cfg_urls)], headers=auth, timeout=120.0)
+            for k in range(lanes)
+        ]
+        try:
+            for c in clients:
+                (await c.get("/healthz")).raise_for_status()
+            chunks = [range(s, min(n, s + args.bulk_chunk)) for s in range(0, n, args.bulk_chunk)]
+
+            async def lane(k: int) -> None:
+                for chunk in chunks[k::lanes]:
+                    body = {"jobs": [spec(i) for i in chunk]}
+                    _check_batch(await clients[k].post("/v1/jobs/batch", json=body))
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(lane(k) for k in range(lanes)))
+            dt = time.perf_counter() - t0
+        finally:
+            for c in clients:
+                await c.aclose()
+        assert servers is not None
+        servers.mark()  # W2: the drain's server CPU is counted from here to verify()
+        return dt
+
+    async def http_enqueue_single(n: int) -> float:
+        import httpx
+
+        with httpx.Client(base_url=cfg_urls[0], headers=auth, timeout=30.0) as c:
+            c.get("/healthz").raise_for_status()
+            t0 = time.perf_counter()
+            for i in range(n):
+                _check_submit(c.post("/v1/jobs", json=spec(i)))
+            return time.perf_counter() - t0
+
+    lane_no = [0]
+
+    async def http_make_producer() -> HttpProducer:
+        assert servers is not None
+        servers.mark()  # W3: server CPU from here to the servers' stop
+        lane_no[0] += 1
+        return await HttpProducer(cfg_urls[lane_no[0] % len(cfg_urls)], token).open()
+
     def verify(n: int) -> dict[str, Any]:
         out = verify_db(fleet_url, n)
+        if servers is not None:
+            cpu_s = servers.since_mark()
+            if cpu_s is not None:
+                out["server_cpu_s"] = round(cpu_s, 2)
+                out["server_cpu_ms_per_job"] = round(cpu_s * 1e3 / n, 3)
         stats = _collect_stats(str(stats_dir), seq[0])
         pending.pop(seq[0], None)
         if stats is not None:
@@ -306,7 +572,14 @@ def build(args) -> common.Adapter:
 
     def leftover_stats() -> list[dict[str, Any] | None]:
         """Worker counters of the repeats verify() did not see (W3), in order."""
-        return [_collect_stats(str(stats_dir), s) for s in sorted(pending)]
+        stop_servers()
+        out = []
+        for s in sorted(pending):
+            stats = _collect_stats(str(stats_dir), s)
+            if stats is not None and s in server_windows:
+                stats["server_cpu_s"] = round(server_windows[s], 2)
+            out.append(stats)
+        return out
 
     shown = {k: v for k, v in config.model_dump().items() if k not in ("factory_id", "concurrency")}
     adapter = common.Adapter(
@@ -314,17 +587,32 @@ def build(args) -> common.Adapter:
         version=fleetlog_version(),
         setup_desc=describe_setup(args, overrides, shown),
         reset=reset,
-        enqueue_bulk=enqueue_bulk,
-        enqueue_single=enqueue_single,
-        make_producer=make_producer,
+        enqueue_bulk=http_enqueue_bulk if http else enqueue_bulk,
+        enqueue_single=http_enqueue_single if http else enqueue_single,
+        make_producer=http_make_producer if http else make_producer,
         worker_child=worker_child,
         done_sql="select count(*) from fleet_jobs where state = 'succeeded'",
         todo_sql="select count(*) from fleet_jobs where state = 'queued'",
         verify=verify,
         analyze_tables=["fleet_queue", "fleet_jobs", "fleetlog_events"],
-        worker_cfg={"worker_set": overrides, "stats_dir": str(stats_dir), "worker_config": shown},
-        bulk_desc=f"Fleet.submit_many, chunks of {args.bulk_chunk} (one transaction each)",
-        single_desc="Fleet.submit per job (own transaction)",
+        worker_cfg={
+            "worker_set": overrides,
+            "stats_dir": str(stats_dir),
+            "worker_config": shown,
+            "urls": cfg_urls,
+            "token": token,
+        },
+        bulk_desc=(
+            f"POST /v1/jobs/batch (httpx), chunks of {args.bulk_chunk} (one transaction each), "
+            f"{max(1, args.producers)} concurrent producer connections"
+            if http
+            else f"Fleet.submit_many, chunks of {args.bulk_chunk} (one transaction each)"
+        ),
+        single_desc=(
+            "POST /v1/jobs per job (httpx.Client, one connection, own transaction)"
+            if http
+            else "Fleet.submit per job (own transaction)"
+        ),
     )
     adapter.leftover_stats = leftover_stats  # type: ignore[attr-defined]
     return adapter
@@ -332,13 +620,25 @@ def build(args) -> common.Adapter:
 
 def describe_setup(args, overrides: dict[str, Any], shown: dict[str, Any]) -> str:
     changed = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"
+    port = "HttpPort" if args.path == "http" else "DirectPort"
+    if args.path == "http":
+        where = (
+            f"HTTP path: {args.http_servers} `{args.serve_command or 'fleetlog serve'}` process(es) (pool "
+            f"{args.server_pool or 'default'}), FleetClient pool "
+            f"{min(200, args.concurrency + EXTRA_CONNECTIONS)}/proc, long-poll claims "
+            f"(wait {DEFAULT_WAIT_SECONDS:g}s)"
+        )
+    else:
+        where = (
+            f"psycopg pool {min(200, args.concurrency + EXTRA_CONNECTIONS)}/proc + 1 LISTEN conn, "
+            "direct path (in-process Fleet)"
+        )
     return (
-        f"{args.procs} procs x Worker(DirectPort, concurrency={args.concurrency}, WorkerConfig {changed}: "
+        f"{args.procs} procs x Worker({port}, concurrency={args.concurrency}, WorkerConfig {changed}: "
         f"completion_flush_ms={shown['completion_flush_ms']:g}, completion_batch_max="
         f"{shown['completion_batch_max']}, claim_cooldown={shown['claim_cooldown_seconds']:g}s, "
-        f"idle_poll={shown['idle_poll_seconds']:g}s), handlers {{'*': noop}}, all tenants, "
-        f"psycopg pool {min(200, args.concurrency + EXTRA_CONNECTIONS)}/proc + 1 LISTEN conn, "
-        f"direct path (in-process Fleet)"
+        f"idle_poll={shown['idle_poll_seconds']:g}s), handlers {{'*': noop}}, "
+        f"{'tenant bench (the token)' if args.path == 'http' else 'all tenants'}, {where}"
     )
 
 
@@ -424,7 +724,19 @@ def attach_w3_worker_stats(out: Path, adapter: common.Adapter) -> None:
 def main() -> None:
     p = common.base_parser(__doc__.splitlines()[0])
     p.set_defaults(n_single=None)
-    p.add_argument("--path", choices=["direct", "http"], default="direct", help="http: a later issue")
+    p.add_argument(
+        "--path",
+        choices=["direct", "http"],
+        default="direct",
+        help="direct: in-process Fleet; http: through `fleetlog serve` (HttpPort workers, httpx producers)",
+    )
+    p.add_argument("--http-servers", type=int, default=1, help="--path http: `fleetlog serve` processes")
+    p.add_argument("--server-pool", type=int, default=None, help="--path http: serve --pool-size")
+    p.add_argument(
+        "--serve-command",
+        default=None,
+        help="--path http, diagnostics: the command that runs `fleetlog serve` (default: the venv's)",
+    )
     p.add_argument("--database", default="fleetlog_bench", help="dropped and recreated every repeat")
     p.add_argument("--bulk-chunk", type=int, default=MAX_BATCH, help="jobs per submit_many call (<= 1000)")
     p.add_argument(

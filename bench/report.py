@@ -25,6 +25,9 @@ PEERS = Path(os.environ.get("BENCH_PEERS_DIR", HERE.parent.parent / "shared" / "
 
 FLEETLOG, STRICT, IDIOMATIC, PGBENCH = "fleetlog", "pgqueuer", "pgqueuer-idiomatic", "pgbench-simple"
 PREFETCH = "fleetlog-prefetch"
+HTTP = "fleetlog-http"
+DRAIN_TARGET, P99_TARGET = 0.5, 1.0
+"""Issue 3's targets: HTTP drain / direct drain >= 0.5; HTTP W3 p99 / PgQueuer strict W3 p99 <= 1.0."""
 FULL_N, FULL_REPEATS = 20_000, 3
 
 
@@ -142,6 +145,91 @@ def headline(res: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def ratio_value(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
+    if not a or not b or not a.get("median") or not b.get("median"):
+        return None
+    return a["median"] / b["median"]
+
+
+def http_section(res: dict[str, dict[str, Any]]) -> list[str]:
+    """The HTTP path beside the direct path and PgQueuer, with issue 3's two target ratios."""
+    ht, fl, st, idi = res.get(HTTP), res.get(FLEETLOG), res.get(STRICT), res.get(IDIOMATIC)
+    if ht is None:
+        return ["Not run in this session (step `fleetlog-http`)."]
+    a = ht.get("args", {})
+    drain = ratio_value(metric(ht, "w2"), metric(fl, "w2"))
+    p99 = ratio_value(metric(ht, "p99"), metric(st, "p99"))
+
+    def verdict(value: float | None, ok: bool) -> str:
+        return "-" if value is None else ("**met**" if ok else "**missed**")
+
+    lines = [
+        "| target | value | target | verdict |",
+        "|---|---|---|---|",
+        f"| W2 drain: HTTP / direct | {fmt(drain, 2) if drain is not None else '-'} | >= {DRAIN_TARGET} "
+        f"| {verdict(drain, drain is not None and drain >= DRAIN_TARGET)} |",
+        f"| W3 p99: HTTP / PgQueuer strict | {fmt(p99, 2) if p99 is not None else '-'} | <= {P99_TARGET} "
+        f"| {verdict(p99, p99 is not None and p99 <= P99_TARGET)} |",
+        "",
+        "| workload | Fleetlog direct | Fleetlog HTTP | PgQueuer strict | PgQueuer idiomatic "
+        "| **HTTP / direct** | **HTTP / strict** | **HTTP / idiomatic** |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [
+        ("w1", f"W1 bulk enqueue {fmt(a.get('n'))} (jobs/s)", 0, True),
+        ("w1s", f"W1 one-at-a-time enqueue {fmt(a.get('n_single'))} (jobs/s)", 0, True),
+        ("w2", f"W2 drain {fmt(a.get('n'))} (jobs/s)", 0, False),
+        ("p50", f"W3 latency p50 @ {fmt(a.get('rate'))}/s x {fmt(a.get('duration'))} s (ms)", 1, False),
+        ("p95", "W3 latency p95 (ms)", 1, False),
+        ("p99", "W3 latency p99 (ms)", 1, False),
+        ("rate", "W3 achieved rate (jobs/s)", 1, False),
+    ]
+    for key, label, nd, enqueue in rows:
+        h, f, s_, i = metric(ht, key), metric(fl, key), metric(st, key), metric(idi, key)
+        i_text = span(i, nd)
+        if enqueue and i is None and s_ is not None:
+            i, i_text = s_, "same as strict"
+        lines.append(
+            f"| {label} | {span(f, nd)} | {span(h, nd)} | {span(s_, nd)} | {i_text} | **{ratio(h, f)}** "
+            f"| **{ratio(h, s_)}** | **{ratio(h, i)}** |"
+        )
+    lines += [
+        "",
+        *http_cpu(ht),
+        "",
+        f"Setup: {ht.get('setup', '-')}. W1 bulk: {w_api(ht, 'w1_bulk')}; "
+        f"W1 single: {w_api(ht, 'w1_single')}. W3 producer lanes: an httpx.AsyncClient each, "
+        "POST /v1/jobs (open loop as for the peers).",
+    ]
+    return lines
+
+
+def http_cpu(ht: dict[str, Any]) -> list[str]:
+    """Where the HTTP path's CPU goes: server process(es) beside the workers."""
+    w = ht.get("workloads", {})
+    c2 = w.get("w2_drain", {}).get("cpu") or []
+    v2 = w.get("w2_drain", {}).get("verify") or []
+    runs = w.get("w3_latency", {}).get("runs") or []
+    w2_server = summary([v.get("server_cpu_ms_per_job") for v in v2 if isinstance(v, dict)])
+    w2_worker = summary([c["worker_cpu_ms_per_job"] for c in c2])
+    w3_server = summary(
+        [
+            1e3 * r["workers"]["server_cpu_s"] / r["jobs"]
+            for r in runs
+            if (r.get("workers") or {}).get("server_cpu_s")
+        ]
+    )
+    w3_call = summary([r.get("enqueue_call_ms_p50") for r in runs])
+    w3_call99 = summary([r.get("enqueue_call_ms_p99") for r in runs])
+    return [
+        "| HTTP path | W2 server CPU, ms/job | W2 worker CPU, ms/job | W3 server CPU, ms/job "
+        "| W3 producer CPU, ms/job | W3 submit call p50 / p99, ms |",
+        "|---|---|---|---|---|---|",
+        f"| Fleetlog HTTP | {span(w2_server, 2)} | {span(w2_worker, 2)} | {span(w3_server, 2)} "
+        f"| {span(cpu(ht)['w3_producer_ms'], 2)} | {span(w3_call, 1)} / {span(w3_call99, 1)} |",
+    ]
+
+
 def cpu_table(res: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "| setup | W2 worker CPU, ms/job | W2 machine busy % | W3 worker CPU, ms/job "
@@ -151,6 +239,7 @@ def cpu_table(res: dict[str, dict[str, Any]]) -> list[str]:
     for key, label in (
         (FLEETLOG, "Fleetlog"),
         (PREFETCH, prefetch_label(res)),
+        (HTTP, "Fleetlog HTTP (workers and producer only; server below)"),
         (STRICT, "PgQueuer strict"),
         (IDIOMATIC, "PgQueuer idiomatic"),
     ):
@@ -171,7 +260,7 @@ def fleetlog_internals(res: dict[str, dict[str, Any]]) -> list[str]:
         "| events/job | verified |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for key, label in ((FLEETLOG, "Fleetlog"), (PREFETCH, prefetch_label(res))):
+    for key, label in ((FLEETLOG, "Fleetlog"), (PREFETCH, prefetch_label(res)), (HTTP, "Fleetlog HTTP")):
         if key in res:
             lines += _internals_rows(label, res[key]["workloads"])
     return lines if len(lines) > 2 else []
@@ -238,7 +327,7 @@ def detail_rows(res: dict[str, dict[str, Any]]) -> list[str]:
         return [f"(detailed rows unavailable: {exc})"]
     hdr = ["peer", "version", "workload", "setup", "median", "min", "max", "notes"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "|".join(["---"] * len(hdr)) + "|"]
-    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG, PREFETCH]
+    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG, PREFETCH, HTTP]
     for key in [*known, *sorted(set(res) - set(known))]:
         if key in res:
             for row in make_report.rows_for(res[key], key + ".json"):
@@ -274,7 +363,7 @@ def warnings(res: dict[str, dict[str, Any]], session: dict[str, Any]) -> list[st
     }
     if len(keys) > 1:
         out.append("> **Warning:** the result files differ in N/PROCS/CONC/REPEATS/W3 settings.")
-    for key in (FLEETLOG, PREFETCH, STRICT, IDIOMATIC):
+    for key in (FLEETLOG, PREFETCH, HTTP, STRICT, IDIOMATIC):
         for r, v in enumerate(res.get(key, {}).get("workloads", {}).get("w2_drain", {}).get("verify") or []):
             if isinstance(v, dict) and not v.get("ok"):
                 out.append(f"> **Verification FAILED**: {key} W2 run {r}: {json.dumps(v)}")
@@ -300,7 +389,8 @@ def main() -> None:
         "",
         f"Command: `{session.get('command', 'bash bench/run.sh')}` (from the project root; `make bench` "
         "runs `bash bench/run.sh`). Same session, same machine, one at a time: pgbench, PgQueuer strict, "
-        "PgQueuer idiomatic, Fleetlog with the worker's defaults, then Fleetlog with worker prefetch. "
+        "PgQueuer idiomatic, Fleetlog with the worker's defaults, Fleetlog with worker prefetch, then "
+        "Fleetlog over HTTP (whichever of these the command's STEPS ran). "
         "Harness and workloads: `../shared/bench-peers` "
         "(README.md there); Fleetlog's adapter: `bench/bench_fleetlog.py`.",
         "",
@@ -323,6 +413,16 @@ def main() -> None:
         *cpu_table(res),
         "",
         pgbench_line(res.get(PGBENCH)),
+        "",
+        "## HTTP path beside the direct path and PgQueuer (issue 3)",
+        "",
+        "The same workloads through `fleetlog serve` (step `fleetlog-http`): producers over httpx, workers "
+        "over HTTP (`HttpPort`, as `fleetlog worker --url` runs them), verified from the event log like the "
+        "direct W2. Ratios: HTTP median / other median. Server CPU: the `fleetlog serve` process(es) from "
+        "/proc (W2: from the end of the pre-fill to the verification; W3: from the first producer lane "
+        "to the server's stop, so the final drain poll is included).",
+        "",
+        *http_section(res),
         "",
         "## Setups",
         "",

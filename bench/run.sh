@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fleetlog against the peer job queues, in ONE session on this machine (`make bench`):
 #   pgbench commit ceiling (short) -> PgQueuer strict -> PgQueuer idiomatic -> Fleetlog (direct)
-#   -> Fleetlog with worker prefetch (W2, W3)
+#   -> Fleetlog with worker prefetch (W2, W3) -> Fleetlog over HTTP (`fleetlog serve` + HTTP workers)
 #   -> bench/RESULTS.md (medians, min/max, Fleetlog/PgQueuer ratios, CPU, machine, command).
 #
 #   bash bench/run.sh                                   # full run: N=20000 PROCS=2 CONC=4 REPEATS=3 (~10 min)
@@ -10,13 +10,14 @@
 #   N=20000 PROCS=2 CONC=4 REPEATS=3 bash bench/run.sh  # the defaults, spelled out
 #   STEPS="fleetlog report" bash bench/run.sh           # a subset (steps: pgbench pgqueuer
 #                                                       #   pgqueuer-idiomatic fleetlog
-#                                                       #   fleetlog-prefetch report)
+#                                                       #   fleetlog-prefetch fleetlog-http report)
 #
 # Other knobs: DSN (server + the peers' database, default postgresql://postgres@127.0.0.1:5432/bench),
 # NS (W1 one-at-a-time jobs, 2000), RATE (W3 jobs/s, 200), DURATION (W3 seconds, 20), PRODUCERS (4),
 # PGBENCH_SECONDS (5), PREFETCH (16: WorkerConfig.prefetch of the fleetlog-prefetch step),
 # FLEETLOG_ARGS (extra bench_fleetlog.py arguments for both Fleetlog steps, e.g. "--worker-set
-# completion_flush_ms=5"), OUT_DIR / REPORT (where JSON and the report go), PYTHON (to create the
+# completion_flush_ms=5"), HTTP_SERVERS (1: `fleetlog serve` processes of the fleetlog-http step),
+# SERVER_POOL (their --pool-size; empty: serve's default), OUT_DIR / REPORT (where JSON and the report go), PYTHON (to create the
 # peers' venv), BENCH_PEERS_DIR (default ../shared/bench-peers).
 #
 # Run nothing else meanwhile: every process (workers, producers, PostgreSQL) shares the cores.
@@ -44,7 +45,9 @@ RATE=${RATE:-200}
 PRODUCERS=${PRODUCERS:-4}
 FLEETLOG_ARGS=${FLEETLOG_ARGS:-}
 PREFETCH=${PREFETCH:-16}
-STEPS=${STEPS:-"pgbench pgqueuer pgqueuer-idiomatic fleetlog fleetlog-prefetch report"}
+HTTP_SERVERS=${HTTP_SERVERS:-1}
+SERVER_POOL=${SERVER_POOL:-}
+STEPS=${STEPS:-"pgbench pgqueuer pgqueuer-idiomatic fleetlog fleetlog-prefetch fleetlog-http report"}
 PYTHON=${PYTHON:-python3}
 FLEETLOG_PY=$ROOT/.venv/bin/python
 PEERS_VENV=$ROOT/bench/.peers-venv
@@ -59,7 +62,9 @@ exec > >(tee -a "$LOG") 2>&1
 common=(--dsn "$DSN" --n "$N" --n-single "$NS" --procs "$PROCS" --concurrency "$CONC" --repeats "$REPEATS"
         --rate "$RATE" --duration "$DURATION" --producers "$PRODUCERS")
 COMMAND="QUICK=$QUICK N=$N NS=$NS PROCS=$PROCS CONC=$CONC REPEATS=$REPEATS RATE=$RATE DURATION=$DURATION"
-COMMAND+=" PRODUCERS=$PRODUCERS PGBENCH_SECONDS=$PGBENCH_SECONDS PREFETCH=$PREFETCH STEPS=\"$STEPS\""
+COMMAND+=" PRODUCERS=$PRODUCERS PGBENCH_SECONDS=$PGBENCH_SECONDS PREFETCH=$PREFETCH HTTP_SERVERS=$HTTP_SERVERS"
+[ -n "$SERVER_POOL" ] && COMMAND+=" SERVER_POOL=$SERVER_POOL"
+COMMAND+=" STEPS=\"$STEPS\""
 [ -n "$FLEETLOG_ARGS" ] && COMMAND+=" FLEETLOG_ARGS=\"$FLEETLOG_ARGS\""
 COMMAND+=" bash bench/run.sh"
 echo "=== $COMMAND"
@@ -150,6 +155,14 @@ for step in $STEPS; do
       "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" --workloads w2,w3 \
           --worker-set "prefetch=$PREFETCH" --out "$OUT_DIR/fleetlog-prefetch.json" \
           --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
+    fleetlog-http)
+      # The same workloads through `fleetlog serve` (started per repeat on Fleetlog's database):
+      # httpx producers (POST /v1/jobs/batch, /v1/jobs), workers over HttpPort (long-poll claims)
+      http_args=(--path http --http-servers "$HTTP_SERVERS")
+      [ -n "$SERVER_POOL" ] && http_args+=(--server-pool "$SERVER_POOL")
+      # shellcheck disable=SC2086
+      "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" "${http_args[@]}" \
+          --out "$OUT_DIR/fleetlog-http.json" --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
     report)
       if [ "$ran" = 1 ]; then session end; fi  # a report-only run keeps the session's times
       "$FLEETLOG_PY" bench/report.py --results "$OUT_DIR" --out "$REPORT" ;;
