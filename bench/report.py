@@ -193,6 +193,14 @@ def http_section(res: dict[str, dict[str, Any]]) -> list[str]:
             f"| {label} | {span(f, nd)} | {span(h, nd)} | {span(s_, nd)} | {i_text} | **{ratio(h, f)}** "
             f"| **{ratio(h, s_)}** | **{ratio(h, i)}** |"
         )
+    achieved, offered = metric(ht, "rate"), a.get("rate")
+    if achieved and offered and achieved["median"] < 0.95 * offered:
+        lines += [
+            "",
+            f"> **Not like for like:** the HTTP W3 producer reached {fmt(achieved['median'], 1)} of the "
+            f"{fmt(offered)} jobs/s offered ({a.get('producers')} open-loop lanes, one request in flight "
+            "each: see the submit call time below), so its latencies are at a lower load than the others'.",
+        ]
     lines += [
         "",
         *http_cpu(ht),
