@@ -3,7 +3,6 @@ and helpers to mint tokens and talk to it with httpx."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import uvicorn
 from adapters.auth import TokenAuthority
 from adapters.bootstrap import Settings, build_app
 from adapters.http.app import ApiConfig, create_app
+from adapters.http.server import listening_socket
 from coordinator.fleet import Fleet
 from coordinator.identity import Role
 from coordinator.reaper import ReaperConfig
@@ -53,9 +53,7 @@ def serve(settings: Settings, config: ApiConfig | None = None) -> Iterator[LiveS
     fleet = build_app(settings)
     authority = TokenAuthority(SECRET)
     app = create_app(fleet, authority, config or ApiConfig(poll_seconds=0.25))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
+    sock = listening_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
