@@ -245,4 +245,127 @@ class Store(Protocol):
         """A new signal for one waiter (LISTEN on PostgreSQL, polling on SQLite)."""
         ...
 
+    # ------------------------------------------------ the log, for catch-up consumers
+
+    def read_notifications(self, first: int, limit: int, last: int | None = None) -> list[Notice]:
+        """Up to ``limit`` events with notification ids from ``first`` (and up to ``last``),
+        in id order. Ids are assigned in commit order, so a range never changes once read."""
+        ...
+
+    def notification_head(self) -> Notice | None:
+        """The last event in the log (None: the log is empty)."""
+        ...
+
+    def history_before(self, originator_id: UUID, version: int) -> list[DomainEvent]:
+        """An aggregate's events before ``version``, oldest first (a consumer's priming)."""
+        ...
+
+    def log_signal(self) -> WorkSignal:
+        """Wakes a consumer when events are appended (LISTEN on PostgreSQL, polling on SQLite)."""
+        ...
+
+    def analytics_positions(self) -> AnalyticsPositions: ...
+
+    def leader_lock(self, name: str) -> LeaderLock:
+        """A lock that at most one process holds at a time, fleet-wide, for ``name``."""
+        ...
+
     def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------ analytics (issue 4)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An event with its place in the log."""
+
+    notification_id: int
+    event: DomainEvent
+
+
+@dataclass(frozen=True)
+class AnalyticsPosition:
+    projection: str
+    position: int
+    """Every event up to this notification id is in the sink."""
+    pending: tuple[int, int] | None
+    """A range being written (recorded before the write): re-read exactly after a crash."""
+    updated_at: datetime | None = None
+    leader: str | None = None
+    rebuild_requested_at: datetime | None = None
+    rebuilt_at: datetime | None = None
+    swap: tuple[str, int] | None = None
+    """(rebuilt database, its position) while a rebuild is being swapped in."""
+
+
+class AnalyticsPositions(Protocol):
+    """Where each analytics projection has got to, kept beside the event log."""
+
+    def get(self, projection: str) -> AnalyticsPosition | None: ...
+
+    def all(self) -> list[AnalyticsPosition]: ...
+
+    def begin(
+        self, projection: str, position: int, span: tuple[int, int], leader: str, now: datetime
+    ) -> bool:
+        """Record ``span`` (first, last) as pending; False when the position is no longer
+        ``position`` (someone else moved it)."""
+        ...
+
+    def commit(self, projection: str, last: int, now: datetime) -> bool:
+        """Move the position to ``last``, clearing the pending range it ends."""
+        ...
+
+    def prepare_swap(
+        self, projection: str, database: str, position: int, leader: str, now: datetime
+    ) -> None: ...
+
+    def finish_swap(self, projection: str, now: datetime) -> None: ...
+
+    def request_rebuild(self, projection: str, now: datetime) -> None: ...
+
+
+class LeaderLock(Protocol):
+    def try_acquire(self) -> bool: ...
+
+    def held(self) -> bool:
+        """Still ours? (False once the lock's connection is gone: leadership is lost.)"""
+        ...
+
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PartsPressure:
+    active_parts_max: int
+    """The most active parts in one partition of the analytics tables."""
+    merges_running: int
+
+
+class AnalyticsSink(Protocol):
+    """Where analytics rows go (ClickHouse: a server or the embedded chDB engine)."""
+
+    database: str
+
+    def write(self, batch: dict[str, list[tuple[Any, ...]]], token: str) -> None:
+        """One insert per non-empty table; a retried ``token`` is dropped, not doubled."""
+        ...
+
+    def pressure(self) -> PartsPressure: ...
+
+    def row_counts(self) -> dict[str, int]: ...
+
+    def version_ranges(self) -> dict[UUID, tuple[int, int, int]]:
+        """Per aggregate in ``fleet_events``: (lowest version, highest version, rows)."""
+        ...
+
+    def fresh(self, database: str) -> AnalyticsSink:
+        """A sink over a new, empty database with the same schema (for a rebuild)."""
+        ...
+
+    def swap_in(self, fresh: str) -> None:
+        """Make database ``fresh``'s tables the live ones (and drop it); safe to repeat."""
+        ...
+
+    def has_database(self, name: str) -> bool: ...

@@ -407,3 +407,55 @@ LIMIT %(limit)s;
 
 -- name: lock_events
 LOCK TABLE fleetlog_events IN EXCLUSIVE MODE;
+
+-- name: analytics_position
+SELECT projection, position, pending_first, pending_last, updated_at, leader,
+       rebuild_requested_at, rebuilt_at, swap_database, swap_position
+FROM fleet_analytics_positions WHERE projection = %(projection)s;
+
+-- name: analytics_positions
+SELECT projection, position, pending_first, pending_last, updated_at, leader,
+       rebuild_requested_at, rebuilt_at, swap_database, swap_position
+FROM fleet_analytics_positions ORDER BY projection;
+
+-- name: analytics_begin
+-- Record a batch's range before it is written; the CHECKs refuse a range that does not
+-- start after the position (a second writer, or a bug), and the WHERE a stale one.
+INSERT INTO fleet_analytics_positions (projection, position, pending_first, pending_last, updated_at, leader)
+VALUES (%(projection)s, 0, %(first)s, %(last)s, %(now)s, %(leader)s)
+ON CONFLICT (projection) DO UPDATE SET
+    pending_first = excluded.pending_first, pending_last = excluded.pending_last,
+    updated_at = excluded.updated_at, leader = excluded.leader
+WHERE fleet_analytics_positions.position = %(position)s
+RETURNING projection;
+
+-- name: analytics_commit
+UPDATE fleet_analytics_positions
+SET position = %(last)s, pending_first = NULL, pending_last = NULL, updated_at = %(now)s
+WHERE projection = %(projection)s AND pending_last = %(last)s
+RETURNING projection;
+
+-- name: analytics_prepare_swap
+-- A rebuilt database holding everything up to swap_position is about to replace the live
+-- tables: recorded first, so a crash mid-swap is finished on restart.
+INSERT INTO fleet_analytics_positions (projection, position, updated_at, leader, swap_database, swap_position)
+VALUES (%(projection)s, 0, %(now)s, %(leader)s, %(database)s, %(position)s)
+ON CONFLICT (projection) DO UPDATE SET
+    swap_database = excluded.swap_database, swap_position = excluded.swap_position,
+    updated_at = excluded.updated_at, leader = excluded.leader;
+
+-- name: analytics_finish_swap
+UPDATE fleet_analytics_positions
+SET position = swap_position, pending_first = NULL, pending_last = NULL, swap_database = NULL,
+    swap_position = NULL, rebuilt_at = %(now)s, updated_at = %(now)s, rebuild_requested_at = NULL
+WHERE projection = %(projection)s AND swap_database IS NOT NULL;
+
+-- name: analytics_request_rebuild
+INSERT INTO fleet_analytics_positions (projection, position, updated_at, rebuild_requested_at)
+VALUES (%(projection)s, 0, %(now)s, %(now)s)
+ON CONFLICT (projection) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at;
+
+-- name: analytics_claim_leader
+INSERT INTO fleet_analytics_positions (projection, position, updated_at, leader)
+VALUES (%(projection)s, 0, %(now)s, %(leader)s)
+ON CONFLICT (projection) DO UPDATE SET leader = excluded.leader, updated_at = excluded.updated_at;

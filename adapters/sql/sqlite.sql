@@ -329,3 +329,53 @@ LIMIT :limit;
 
 -- name: lock_events
 SELECT 1;
+
+-- name: analytics_position
+SELECT projection, position, pending_first, pending_last, updated_at, leader,
+       rebuild_requested_at, rebuilt_at, swap_database, swap_position
+FROM fleet_analytics_positions WHERE projection = :projection;
+
+-- name: analytics_positions
+SELECT projection, position, pending_first, pending_last, updated_at, leader,
+       rebuild_requested_at, rebuilt_at, swap_database, swap_position
+FROM fleet_analytics_positions ORDER BY projection;
+
+-- name: analytics_begin
+INSERT INTO fleet_analytics_positions (projection, position, pending_first, pending_last, updated_at, leader)
+VALUES (:projection, 0, :first, :last, :now, :leader)
+ON CONFLICT (projection) DO UPDATE SET
+    pending_first = excluded.pending_first, pending_last = excluded.pending_last,
+    updated_at = excluded.updated_at, leader = excluded.leader
+WHERE fleet_analytics_positions.position = :position
+RETURNING projection;
+
+-- name: analytics_commit
+UPDATE fleet_analytics_positions
+SET position = :last, pending_first = NULL, pending_last = NULL, updated_at = :now
+WHERE projection = :projection AND pending_last = :last
+RETURNING projection;
+
+-- name: analytics_prepare_swap
+-- A rebuilt database holding everything up to swap_position is about to replace the live
+-- tables: recorded first, so a crash mid-swap is finished on restart.
+INSERT INTO fleet_analytics_positions (projection, position, updated_at, leader, swap_database, swap_position)
+VALUES (:projection, 0, :now, :leader, :database, :position)
+ON CONFLICT (projection) DO UPDATE SET
+    swap_database = excluded.swap_database, swap_position = excluded.swap_position,
+    updated_at = excluded.updated_at, leader = excluded.leader;
+
+-- name: analytics_finish_swap
+UPDATE fleet_analytics_positions
+SET position = swap_position, pending_first = NULL, pending_last = NULL, swap_database = NULL,
+    swap_position = NULL, rebuilt_at = :now, updated_at = :now, rebuild_requested_at = NULL
+WHERE projection = :projection AND swap_database IS NOT NULL;
+
+-- name: analytics_request_rebuild
+INSERT INTO fleet_analytics_positions (projection, position, updated_at, rebuild_requested_at)
+VALUES (:projection, 0, :now, :now)
+ON CONFLICT (projection) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at;
+
+-- name: analytics_claim_leader
+INSERT INTO fleet_analytics_positions (projection, position, updated_at, leader)
+VALUES (:projection, 0, :now, :leader)
+ON CONFLICT (projection) DO UPDATE SET leader = excluded.leader, updated_at = excluded.updated_at;

@@ -29,6 +29,7 @@ from pydantic_core import to_json
 from adapters.eventstore.application import EVENTS_TABLE
 from adapters.sql import queries
 from adapters.store.codecs import utc
+from adapters.store.leader import PgAdvisoryLock
 from adapters.store.prepared import SESSIONS, prepared_query
 from adapters.store.signals import QUEUE_CHANNEL, PgListener
 from adapters.store.sql_store import SqlStore
@@ -450,3 +451,10 @@ class PostgresStore(SqlStore):
 
     def work_signal(self, queues: Collection[str] | None = None) -> WorkSignal:
         return PgListener(self.url, QUEUE_CHANNEL, queues)
+
+    def log_signal(self) -> WorkSignal:
+        # The library NOTIFYs this channel in every append transaction.
+        return PgListener(self.url, self.recorder.channel_name, None)
+
+    def leader_lock(self, name: str) -> PgAdvisoryLock:
+        return PgAdvisoryLock(self.url, name)

@@ -19,10 +19,11 @@ from eventsourcing.persistence import StoredEvent
 
 from adapters.eventstore.application import FleetEventStore
 from adapters.store import codecs
+from adapters.store.analytics_positions import SqlAnalyticsPositions
 from adapters.store.spec_cache import SpecCache
 from adapters.store.unit_of_work import SqlUnitOfWork, decode_job
 from adapters.store.view_writer import apply_changes
-from coordinator.ports import JobFilter, Page, TenantUsage
+from coordinator.ports import AnalyticsPositions, JobFilter, Notice, Page, TenantUsage
 from domain.events import DomainEvent
 from domain.job import Job
 from projections.changes import ViewChanges
@@ -116,6 +117,26 @@ class SqlStore(ABC):
             row = codecs.tenant_row(rows[0], c.values) if rows else None
         u = usage[0]
         return row, TenantUsage(int(u["queued"]), int(u["in_flight"]), int(u["submitted"]))
+
+    # ------------------------------------------------------- the notification log
+
+    def read_notifications(self, first: int, limit: int, last: int | None = None) -> list[Notice]:
+        notes = self.app.recorder.select_notifications(start=max(1, first), limit=limit, stop=last)
+        to_event = self.app.mapper.to_domain_event
+        return [Notice(n.id, to_event(n)) for n in notes]  # type: ignore[arg-type]
+
+    def notification_head(self) -> Notice | None:
+        head = self.app.recorder.max_notification_id()
+        if not head:
+            return None
+        notes = self.read_notifications(head, 1)
+        return notes[0] if notes else None
+
+    def history_before(self, originator_id: UUID, version: int) -> list[DomainEvent]:
+        return list(self.app.events.get(originator_id, lte=version - 1))  # type: ignore[arg-type]
+
+    def analytics_positions(self) -> AnalyticsPositions:
+        return SqlAnalyticsPositions(self._transaction, self._reader)
 
     # ---------------------------------------------------------------- rebuild
 

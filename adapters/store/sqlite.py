@@ -24,6 +24,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 
 from adapters.eventstore.application import EVENTS_TABLE
 from adapters.sql import queries
+from adapters.store.leader import FileLock
 from adapters.store.signals import PollBackoff
 from adapters.store.sql_store import SqlStore
 from adapters.store.view_writer import apply_changes
@@ -173,3 +174,9 @@ class SQLiteStore(SqlStore):
     def work_signal(self, queues: Collection[str] | None = None) -> WorkSignal:
         # SQLite cannot notify another process: poll, backing off while idle.
         return PollBackoff()
+
+    def log_signal(self) -> WorkSignal:
+        return PollBackoff(maximum=0.25)
+
+    def leader_lock(self, name: str) -> FileLock:
+        return FileLock(self.path.parent / f"{name}.leader.lock")
