@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from adapters.analytics.client import IDENTIFIER, AnalyticsSettings
 from adapters.analytics.errors import driver_errors
 from adapters.analytics.readonly import check_read_only, readonly_settings
+from coordinator.ports import PartsPressure
 
 RAW_TABLES = ("fleet_events", "job_runs", "run_insights", "jobs_latest")
 """The tables the fold writes (the aggregates are fed by ClickHouse)."""
@@ -32,16 +32,6 @@ SELECT
                          GROUP BY hostName(), table, partition_id)),
     (SELECT count() FROM {merges} WHERE database = {{db:String}})
 """
-
-
-@dataclass(frozen=True, slots=True)
-class PartsPressure:
-    """How hard ClickHouse is merging: the consumer slows down before inserts fail with
-    TOO_MANY_PARTS (300 active parts in one partition by default)."""
-
-    active_parts_max: int
-    """The most active parts in any one partition of any of our tables."""
-    merges_running: int
 
 
 class ClickHouseSink:
@@ -77,7 +67,9 @@ class ClickHouseSink:
                 )
 
     def pressure(self) -> PartsPressure:
-        """Read from system.parts and system.merges (of every replica in cluster mode)."""
+        """The most active parts in one partition of this database's tables, and merges
+        running, from system.parts and system.merges (every replica's in cluster mode):
+        the consumer slows down before inserts fail with TOO_MANY_PARTS."""
         cluster = self._settings.cluster
         sql = _PRESSURE.format(
             parts="system.parts" if cluster is None else f"clusterAllReplicas('{cluster}', system.parts)",
