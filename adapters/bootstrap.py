@@ -6,19 +6,23 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from eventsourcing import persistence as es
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.store.migrate import MigrationError, migrate_postgres, migrate_sqlite
 from adapters.system import SystemClock, SystemRandom, Uuid7Ids
 from coordinator.context import Context
-from coordinator.errors import Unavailable
+from coordinator.errors import InvalidRequest, Unavailable, validation_errors
 from coordinator.fleet import Fleet
 from coordinator.ports import Clock, IdGenerator, RandomSource, Store
 from coordinator.reaper import ReaperConfig
 from coordinator.scheduler import SchedulerConfig
+
+if TYPE_CHECKING:
+    from adapters.analytics.client import AnalyticsSettings
 
 DEFAULT_DATA_DIR = Path(".fleetlog")
 
@@ -38,6 +42,14 @@ class Settings(BaseModel):
     """PostgreSQL: run named queries as prepared statements (planned once per connection).
     Turn off behind a transaction-pooling PgBouncer, which tracks only protocol-level
     prepares (``FLEETLOG_PG_PREPARED_STATEMENTS=off``)."""
+    clickhouse_url: str | None = None
+    """``http(s)://user:pass@host:port[/database]`` or ``chdb:///DIR``; None: the embedded
+    engine in ``<data_dir>/clickhouse`` (``CLICKHOUSE_URL``)."""
+    clickhouse_database: str | None = None
+    """The analytics database (``FLEETLOG_CLICKHOUSE_DATABASE``; default ``fleetlog``, or
+    the URL's path)."""
+    clickhouse_cluster: str | None = None
+    """Cluster mode (``FLEETLOG_CLICKHOUSE_CLUSTER``): Replicated tables, ON CLUSTER DDL."""
     reaper: ReaperConfig = ReaperConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
 
@@ -48,6 +60,13 @@ class Settings(BaseModel):
             values["data_dir"] = Path(environ["FLEETLOG_DATA_DIR"])
         if environ.get("DATABASE_URL"):
             values["database_url"] = environ["DATABASE_URL"]
+        for key, name in (
+            ("clickhouse_url", "CLICKHOUSE_URL"),
+            ("clickhouse_database", "FLEETLOG_CLICKHOUSE_DATABASE"),
+            ("clickhouse_cluster", "FLEETLOG_CLICKHOUSE_CLUSTER"),
+        ):
+            if environ.get(name, "").strip():
+                values[key] = environ[name].strip()
         if environ.get("FLEETLOG_PG_PREPARED_STATEMENTS"):
             values["prepared_statements"] = environ["FLEETLOG_PG_PREPARED_STATEMENTS"]
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -88,6 +107,36 @@ def migrate(settings: Settings) -> list[str]:
         else:
             done = migrate_sqlite(settings.sqlite_path)
     return [f"{m.version:04d}_{m.name}" for m in done]
+
+
+def analytics_settings(settings: Settings) -> AnalyticsSettings:
+    """Where the analytics tables live (validated: a bad URL is a clear error)."""
+    from adapters.analytics.client import AnalyticsSettings  # clickhouse_connect: ~0.4 s to import
+
+    env = {"CLICKHOUSE_URL": settings.clickhouse_url or ""}
+    if settings.clickhouse_cluster:
+        env["FLEETLOG_CLICKHOUSE_CLUSTER"] = settings.clickhouse_cluster
+    try:
+        chosen = AnalyticsSettings.from_env(env, settings.data_dir)
+        if settings.clickhouse_database:
+            chosen = AnalyticsSettings.model_validate(
+                chosen.model_dump() | {"database": settings.clickhouse_database}
+            )
+    except ValidationError as exc:
+        raise InvalidRequest("analytics settings", validation_errors(exc)) from None
+    return chosen
+
+
+def migrate_analytics(settings: Settings) -> list[str]:
+    """Apply the ClickHouse migrations (``fleetlog migrate``; servers do it on start)."""
+    from adapters.analytics.analytics import ClickHouseAnalytics
+
+    chosen = analytics_settings(settings)
+    analytics = ClickHouseAnalytics.open(chosen, migrate=False)
+    try:
+        return analytics.migrate()
+    finally:
+        analytics.close()
 
 
 def build_store(settings: Settings) -> Store:

@@ -39,6 +39,22 @@ def _pg_available() -> str | None:
 
 
 @pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The embedded ClickHouse of this test process: chDB runs one engine directory per
+    process, so everything in-process shares it (each test picks its own database)."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb').resolve()}"
+
+
+@pytest.fixture(autouse=True)
+def _analytics_in_this_process(monkeypatch: pytest.MonkeyPatch, chdb_url: str) -> None:
+    # In-process code (the CLI's `migrate`, servers with analytics) would otherwise open
+    # <data dir>/clickhouse, a second engine directory. Child processes get their own
+    # (tests/client/processes.py and the CLI runner drop an inherited chdb:// URL).
+    if not os.environ.get("CLICKHOUSE_URL"):
+        monkeypatch.setenv("CLICKHOUSE_URL", chdb_url)
+
+
+@pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A database with every migration applied, cloned by each PostgreSQL test."""
     problem = _pg_available()

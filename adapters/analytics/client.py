@@ -154,7 +154,9 @@ def _embedded_refusal(settings: AnalyticsSettings, exc: ClickHouseError) -> Unav
         who = f" (pid {holder})" if holder else ""
         return unavailable(
             f"{settings.describe()} is open in another process{who} (a running `fleetlog "
-            "serve`?); query through that server, or stop it"
+            "serve`?): the embedded engine serves one process; stop that process first, or "
+            "point CLICKHOUSE_URL at a ClickHouse server (`fleetlog analytics status` and the "
+            "server's /v1/analytics routes work meanwhile)"
         )
     return unavailable(f"cannot open {settings.describe()}: {_first_line(exc)}")
 

@@ -90,6 +90,9 @@ class AnalyticsQueries:
             out.append(row)
         return out
 
+    def close(self) -> None:
+        self._client.close()
+
     def _rows(self, what: str, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         # {db} is ours (validated above), everything else a server-side parameter.
         text = sql.replace("{db}", self._db)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from adapters.bootstrap import migrate
+from adapters.bootstrap import analytics_settings, migrate, migrate_analytics
 from adapters.cli.context import Invocation, Scope, store_errors
 from adapters.cli.inputs import json_object
 from adapters.cli.options import Subparsers, add_command, add_group, positive_int
@@ -67,8 +67,16 @@ def register(commands: Subparsers) -> None:
 def run_migrate(inv: Invocation, args: argparse.Namespace) -> Output:
     with store_errors(inv.settings):
         applied = migrate(inv.settings)
-    footer = f"{len(applied)} migration(s) applied to {inv.settings.describe()}"
-    return Output({"store": inv.settings.describe(), "applied": applied}, footer=footer)
+    where = analytics_settings(inv.settings).describe()
+    analytics = migrate_analytics(inv.settings)
+    footer = f"{len(applied)} migration(s) applied to {inv.settings.describe()}, {len(analytics)} to {where}"
+    data = {
+        "store": inv.settings.describe(),
+        "applied": applied,
+        "analytics": where,
+        "analytics_applied": analytics,
+    }
+    return Output(data, footer=footer)
 
 
 def run_reap(inv: Invocation, args: argparse.Namespace) -> Output:

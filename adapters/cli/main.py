@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from adapters.cli import admin_commands, job_commands, read_commands, worker_commands
+from adapters.cli import admin_commands, analytics_commands, job_commands, read_commands, worker_commands
 from adapters.cli.context import Invocation, identity_from, settings_from
 from adapters.cli.options import Subparsers, add_global_options
 from adapters.cli.output import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERNAL, render
@@ -59,6 +59,7 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     worker_commands,
     read_commands,
     admin_commands,
+    analytics_commands,
 )
 
 

@@ -22,8 +22,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from adapters.analytics.runtime import AnalyticsRuntime
 from adapters.auth import TokenAuthority
 from adapters.http import problems
+from adapters.http.analytics_api import AnalyticsApi
 from adapters.http.api import Api
 from adapters.http.docs import PAGE
 from adapters.http.openapi import document
@@ -50,16 +52,22 @@ class ApiConfig(BaseModel):
 
 
 class BackgroundServices:
-    def __init__(self, fleet: Fleet):
+    def __init__(self, fleet: Fleet, analytics: AnalyticsRuntime | None = None):
         self.fleet = fleet
+        self.analytics = analytics
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for name, service in (("reaper", self.fleet.reaper), ("scheduler", self.fleet.scheduler)):
-            thread = threading.Thread(
-                target=self._guard(name, service.run), name=f"fleetlog-{name}", daemon=True
-            )
+        services: list[tuple[str, Any]] = [
+            ("reaper", self.fleet.reaper.run),
+            ("scheduler", self.fleet.scheduler.run),
+        ]
+        if self.analytics is not None:
+            # Every server runs one; only the projection's leader writes (leader lock).
+            services.append(("analytics", self.analytics.run))
+        for name, run in services:
+            thread = threading.Thread(target=self._guard(name, run), name=f"fleetlog-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -89,11 +97,17 @@ def openapi_document(config: ApiConfig | None = None) -> dict[str, Any]:
     """The OpenAPI document without a store (for tools and tests): the declarations only
     name the handlers, so an unopened ``Api`` describes the same routes."""
     config = config or ApiConfig()
-    declared = Api.__new__(Api).endpoints()
+    declared = Api.__new__(Api).endpoints() + AnalyticsApi.__new__(AnalyticsApi).endpoints()
     return document(declared, version=app_version(), max_body_bytes=config.max_body_bytes)
 
 
-def create_app(fleet: Fleet, authority: TokenAuthority, config: ApiConfig | None = None) -> Starlette:
+def create_app(
+    fleet: Fleet,
+    authority: TokenAuthority,
+    config: ApiConfig | None = None,
+    analytics: AnalyticsRuntime | None = None,
+) -> Starlette:
+    """``analytics``: the ClickHouse side (None: the analytics routes answer 503)."""
     config = config or ApiConfig()
     store = fleet.ctx.store
     broadcaster = WorkBroadcaster(
@@ -101,7 +115,7 @@ def create_app(fleet: Fleet, authority: TokenAuthority, config: ApiConfig | None
         poll_seconds=config.poll_seconds,
     )
     api = Api(fleet, broadcaster, threads=config.threads)
-    endpoints = api.endpoints()
+    endpoints = api.endpoints() + AnalyticsApi(analytics, api.limiter).endpoints()
     dispatcher = Dispatcher(authority, max_body_bytes=config.max_body_bytes)
     spec = document(endpoints, version=app_version(), max_body_bytes=config.max_body_bytes)
     dispatcher.enforce(spec)
@@ -140,7 +154,7 @@ def create_app(fleet: Fleet, authority: TokenAuthority, config: ApiConfig | None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = BackgroundServices(fleet) if config.background else None
+        services = BackgroundServices(fleet, analytics) if config.background else None
         broadcaster.start()
         if services is not None:
             services.start()
@@ -150,6 +164,8 @@ def create_app(fleet: Fleet, authority: TokenAuthority, config: ApiConfig | None
             broadcaster.stop()
             if services is not None:
                 services.stop()
+            if analytics is not None:
+                analytics.close()
 
     routes = [
         *dispatcher.routes(endpoints),

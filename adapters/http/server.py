@@ -20,8 +20,9 @@ from types import FrameType
 
 import uvicorn
 
+from adapters.analytics.runtime import AnalyticsRuntime
 from adapters.auth import TokenAuthority, load_secret
-from adapters.bootstrap import Settings, build_app
+from adapters.bootstrap import Settings, analytics_settings, build_app
 from adapters.http.app import DEFAULT_MAX_BODY_BYTES, ApiConfig, create_app
 from adapters.http.waiting import WorkBroadcaster
 from coordinator.reaper import ReaperConfig
@@ -41,6 +42,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--reaper-interval", type=float, default=None, help="seconds between reaper passes")
     p.add_argument("--no-background", action="store_true", help="do not run the reaper and scheduler here")
+    p.add_argument(
+        "--no-analytics",
+        action="store_true",
+        help="do not follow the log into ClickHouse here (the analytics routes answer 503)",
+    )
+    p.add_argument(
+        "--analytics-database",
+        default=None,
+        metavar="NAME",
+        help="ClickHouse database (default $FLEETLOG_CLICKHOUSE_DATABASE or fleetlog)",
+    )
     p.add_argument(
         "--grace-seconds", type=float, default=10.0, help="on SIGTERM: time for requests in flight"
     )
@@ -91,6 +103,8 @@ def settings_for(args: argparse.Namespace) -> Settings:
         overrides["pool_size"] = args.pool_size
     if args.reaper_interval:
         overrides["reaper"] = ReaperConfig(interval_seconds=args.reaper_interval)
+    if args.analytics_database:
+        overrides["clickhouse_database"] = args.analytics_database
     return Settings.from_env(env, **overrides)
 
 
@@ -105,12 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_secret(os.environ, settings.data_dir, embedded=settings.database_url is None)
         )
         fleet = build_app(settings)
+        analytics = None if args.no_analytics else AnalyticsRuntime(fleet, analytics_settings(settings))
     except DomainError as exc:
         sys.stderr.write(f"fleetlog serve: {exc.message}\n")
         return 2
     try:
         config = ApiConfig(max_body_bytes=args.max_body_bytes, background=not args.no_background)
-        app = create_app(fleet, authority, config)
+        app = create_app(fleet, authority, config, analytics)
         try:
             sock = listening_socket(args.host, args.port)
         except OSError as exc:

@@ -19,6 +19,8 @@ import pytest
 from adapters.cli.main import main
 
 CLEARED_ENV = ("DATABASE_URL", "FLEETLOG_DATA_DIR", "FLEETLOG_TENANT", "FLEETLOG_DEBUG")
+"""Dropped for child processes. An in-process run keeps CLICKHOUSE_URL: the test session's
+chDB directory (one engine per process); a child gets the one in its --data-dir."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Cli:
 
     def child(self, argv: list[str], stdin: str | None) -> Ran:
         env = {k: v for k, v in os.environ.items() if k not in self.clear_env}
+        if env.get("CLICKHOUSE_URL", "").startswith("chdb:"):
+            del env["CLICKHOUSE_URL"]
         done = subprocess.run(
             [*fleetlog_command(), *argv],
             input=stdin or "",

@@ -36,9 +36,8 @@ class Ch:
 
 
 @pytest.fixture(scope="session")
-def ch_embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AnalyticsSettings, Client]]:
-    directory = tmp_path_factory.mktemp("chdb").resolve()
-    settings = AnalyticsSettings(url=f"chdb://{directory}")
+def ch_embedded(chdb_url: str) -> Iterator[tuple[AnalyticsSettings, Client]]:
+    settings = AnalyticsSettings(url=chdb_url)
     client = open_client(settings)
     yield settings, client
     client.close()

@@ -28,6 +28,8 @@ INHERITED_SETTINGS = (
 def environment(extra: Mapping[str, str]) -> dict[str, str]:
     """This environment without Fleetlog settings that would change what runs, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in INHERITED_SETTINGS}
+    if env.get("CLICKHOUSE_URL", "").startswith("chdb:"):
+        del env["CLICKHOUSE_URL"]  # the test process holds that engine directory
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)

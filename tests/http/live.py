@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import uvicorn
 
+from adapters.analytics.runtime import AnalyticsRuntime
 from adapters.auth import TokenAuthority
-from adapters.bootstrap import Settings, build_app
+from adapters.bootstrap import Settings, analytics_settings, build_app
 from adapters.http.app import ApiConfig, create_app
 from adapters.http.server import listening_socket
+from coordinator.analytics import ConsumerConfig
 from coordinator.fleet import Fleet
 from coordinator.identity import Role
 from coordinator.reaper import ReaperConfig
@@ -47,12 +49,16 @@ class LiveServer:
 
 
 @contextmanager
-def serve(settings: Settings, config: ApiConfig | None = None) -> Iterator[LiveServer]:
-    """Start the app (with its reaper on a short interval) and stop it gracefully."""
+def serve(
+    settings: Settings, config: ApiConfig | None = None, *, analytics: ConsumerConfig | None = None
+) -> Iterator[LiveServer]:
+    """Start the app (with its reaper on a short interval) and stop it gracefully.
+    ``analytics``: also follow the log into ClickHouse (the settings' database)."""
     settings = settings.model_copy(update={"reaper": ReaperConfig(interval_seconds=0.2)})
     fleet = build_app(settings)
     authority = TokenAuthority(SECRET)
-    app = create_app(fleet, authority, config or ApiConfig(poll_seconds=0.25))
+    runtime = None if analytics is None else AnalyticsRuntime(fleet, analytics_settings(settings), analytics)
+    app = create_app(fleet, authority, config or ApiConfig(poll_seconds=0.25), runtime)
     sock = listening_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = uvicorn.Server(
