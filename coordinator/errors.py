@@ -79,6 +79,18 @@ class Unavailable(CoordinatorError):
         super().__init__(f"event store unavailable: {detail}", detail=detail)
 
 
+class AnalyticsOff(CoordinatorError):
+    """This server does not follow the log into ClickHouse (started with --no-analytics)."""
+
+    code = "analytics-off"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "analytics is off on this server (started with --no-analytics); ask a server "
+            "that runs it, or query ClickHouse directly"
+        )
+
+
 class QuotaExceeded(CoordinatorError):
     """A submit that would take the tenant past one of its quotas; nothing was admitted.
 

@@ -169,6 +169,8 @@ def run_verify(inv: Invocation, args: argparse.Namespace) -> Output:
 
 def run_sql(inv: Invocation, args: argparse.Namespace) -> Output:
     with _clickhouse(inv) as analytics:
+        # Unqualified names mean the analytics tables (the client's default is `default`).
+        analytics.client.database = analytics.database
         columns, rows = analytics.sink.query(args.query)
     records = [dict(zip(columns, row, strict=True)) for row in rows]
     return Output(records, columns=columns, footer=f"{len(records)} row(s)")

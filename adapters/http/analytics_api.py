@@ -6,18 +6,19 @@ names the tenant with ``?tenant=``. ``/v1/analytics/status`` shows fleet-wide co
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import anyio
-from pydantic import Field
+from pydantic import AwareDatetime, BeforeValidator, Field, field_validator
 from starlette.responses import Response
 
 from adapters.analytics.runtime import AnalyticsRuntime
 from adapters.http.routing import Call, Endpoint, ListOf
 from adapters.http.schemas import Body, Problem
-from coordinator.errors import Forbidden, TenantRequired, Unavailable
+from coordinator.errors import AnalyticsOff, Forbidden, TenantRequired
 from coordinator.identity import Identity, Role
 from domain.job.spec import TenantName
 
@@ -56,11 +57,30 @@ class AnalyticsStatusBody(Body):
     consumer: AnalyticsConsumerStats | None = None
 
 
+def _rfc3339(value: Any) -> Any:
+    # Pydantic's lax datetime reads "0.5" as a Unix time; the document says RFC 3339.
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("use an RFC 3339 time with an offset, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$")
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
 class Window(Body):
     tenant: TenantName | None = None
     """Fleet-wide tokens: the tenant to read (tenant-bound tokens read their own)."""
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Time | None = None
+    until: Time | None = None
+
+    @field_validator("since", "until")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        # ClickHouse's DateTime64 covers 1900-2299; outside it the query itself fails.
+        if value is not None and not 1900 < value.astimezone(UTC).year < 2299:
+            raise ValueError("use a time between 1901 and 2298")
+        return value
 
 
 class RunsQuery(Window):
@@ -135,7 +155,7 @@ class AnalyticsApi:
 
     def _runtime(self) -> AnalyticsRuntime:
         if self.runtime is None:
-            raise Unavailable("analytics is off on this server (started with --no-analytics)")
+            raise AnalyticsOff
         return self.runtime
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -163,7 +183,7 @@ class AnalyticsApi:
         return Response(THROUGHPUT.dump([ThroughputRow.model_validate(r) for r in rows]), media_type=JSON)
 
     def endpoints(self) -> list[Endpoint]:
-        common: dict[int, Any] = {401: Problem, 403: Problem, 503: Problem}
+        common: dict[int, Any] = {401: Problem, 403: Problem, 502: Problem, 503: Problem}
         return [
             Endpoint(
                 "GET",

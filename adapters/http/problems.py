@@ -54,6 +54,8 @@ STATUS: dict[str, int] = {
     "quota-exceeded": 429,
     "conflict": 503,
     "unavailable": 503,
+    "analytics-off": 503,
+    "analytics-refused": 502,
     "internal-error": 500,
 }
 """Status per problem code. ``conflict`` is a concurrent update the server already
@@ -77,6 +79,8 @@ TITLES: dict[str, str] = {
     "payload-too-large": "The body is larger than the server accepts",
     "unsupported-media-type": "The body must be application/json",
     "invalid-request": "The request failed validation",
+    "analytics-off": "This server does not serve analytics",
+    "analytics-refused": "ClickHouse refused a statement of Fleetlog's",
     "unknown-dependency": "A dependency does not exist",
     "dependency-cycle": "The dependencies form a cycle",
     "unknown-phase": "The job declares no such phase",

@@ -80,7 +80,7 @@ def work(fleet: Fleet, clock: FakeClock, jobs: int = 6) -> None:
 def counts(ch: Ch, database: str | None = None) -> dict[str, int]:
     db = database or ch.settings.database
     # No FINAL: what an analyst's plain query sees must already be exact.
-    return {t: int(ch.scalar(f"SELECT count() FROM {db}.{t}")) for t in RAW if t != "jobs_latest"}
+    return {t: int(str(ch.scalar(f"SELECT count() FROM {db}.{t}"))) for t in RAW if t != "jobs_latest"}
 
 
 def snapshot(ch: Ch) -> dict[str, list[tuple[Any, ...]]]:

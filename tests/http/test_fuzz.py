@@ -13,15 +13,21 @@ from hypothesis import HealthCheck, settings
 
 from adapters.bootstrap import Settings
 from adapters.http.app import openapi_document
+from coordinator.analytics import ConsumerConfig
 from tests.http.live import LiveServer, serve
 
 schema = schemathesis.openapi.from_dict(openapi_document())
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory, chdb_url: str) -> Iterator[LiveServer]:
     data = Path(tmp_path_factory.mktemp("fuzz")) / "data"
-    with serve(Settings(data_dir=data)) as server:
+    # With analytics (the test process's chDB engine, a database of its own), so the
+    # analytics routes are fuzzed against real ClickHouse rather than answering 503.
+    settings = Settings(
+        data_dir=data, clickhouse_url=chdb_url, clickhouse_database="fuzz_" + data.parent.name
+    )
+    with serve(settings, analytics=ConsumerConfig(idle_seconds=0.05)) as server:
         yield server
 
 
