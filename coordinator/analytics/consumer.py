@@ -245,15 +245,22 @@ class AnalyticsConsumer:
             return
         self.stats.parts, self.stats.merges = pressure.active_parts_max, pressure.merges_running
         c, s = self.config, self.stats
+        before = (s.batch_size, s.linger_seconds)
         if pressure.active_parts_max > c.parts_high:
             s.batch_size = min(s.batch_size * 2, c.max_batch_size)
             s.linger_seconds = min(max(s.linger_seconds * 2, 0.05), c.max_linger_seconds)
-            log.warning(
-                "analytics: %d active parts, batches now %d events", pressure.active_parts_max, s.batch_size
-            )
-        elif pressure.active_parts_max < c.parts_high // 2 and s.batch_size > c.batch_size:
+        elif pressure.active_parts_max < c.parts_high // 2:
             s.batch_size = max(s.batch_size // 2, c.batch_size)
             s.linger_seconds = max(s.linger_seconds / 2, c.linger_seconds)
+        if (s.batch_size, s.linger_seconds) != before:
+            log.warning(
+                "analytics: %d active parts in a partition, %d merges running: batches of up to %d "
+                "events, lingering %.2f s",
+                pressure.active_parts_max,
+                pressure.merges_running,
+                s.batch_size,
+                s.linger_seconds,
+            )
 
     # ------------------------------------------------------------- the rebuild
 

@@ -13,14 +13,16 @@ import pytest
 
 from adapters.analytics.analytics import ClickHouseAnalytics
 from adapters.analytics.client import AnalyticsSettings, open_client
+from adapters.bootstrap import Settings
 from coordinator.analytics import AnalyticsConsumer, ConsumerConfig, analytics_status, verify
 from coordinator.analytics.rebuild import timed_replay
 from coordinator.claiming import ClaimRequest
 from coordinator.errors import Unavailable
 from coordinator.fleet import Fleet
+from coordinator.ports import PartsPressure
 from domain.job.spec import ErrorInfo, RunInsights
 from tests.analytics.conftest import Ch
-from tests.support import FakeClock, fleet_wide, tenant
+from tests.support import FakeClock, build_fleet, fleet_wide, pg_admin, tenant
 
 RAW = ("fleet_events", "job_runs", "run_insights", "jobs_latest")
 ACME = tenant("acme")
@@ -309,3 +311,68 @@ def test_only_one_consumer_leads_and_a_lost_lock_stops_the_writer(
     a._leader = True  # a still believes it leads
     assert not a.run_once().leader  # it checks before writing, and stands down
     assert a.stats.leadership_lost == 1
+
+
+class Piling:
+    """A sink whose merges fall behind (reported parts), then catch up."""
+
+    def __init__(self, inner: ClickHouseAnalytics, parts: int):
+        self.inner = inner
+        self.parts = parts
+        self.database = inner.database
+
+    def pressure(self) -> PartsPressure:
+        return PartsPressure(active_parts_max=self.parts, merges_running=3)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_batches_grow_while_parts_pile_up_and_shrink_back(
+    fleet: Fleet, analytics: ClickHouseAnalytics, clock: FakeClock
+) -> None:
+    sink = Piling(analytics, parts=900)
+    c = consumer(fleet, sink, clock, batch_size=10, max_batch_size=40, pressure_every_seconds=1)
+    sizes = []
+    for _ in range(4):
+        fleet.submit(ACME, {"queue": "q"})
+        c.run_once()
+        sizes.append(c.stats.batch_size)
+        clock.advance(2)
+    assert sizes == [20, 40, 40, 40] and c.stats.parts == 900 and c.stats.merges == 3
+    assert c.stats.linger_seconds > c.config.linger_seconds
+    sink.parts = 10  # merges caught up: back to the configured size, step by step
+    for _ in range(4):
+        fleet.submit(ACME, {"queue": "q"})
+        c.run_once()
+        clock.advance(2)
+    assert c.stats.batch_size == 10 and c.stats.linger_seconds == c.config.linger_seconds
+
+
+@pytest.mark.postgres
+def test_a_killed_lock_session_is_leadership_lost(
+    pg_database: str, analytics: ClickHouseAnalytics, clock: FakeClock
+) -> None:
+    fleet = build_fleet(Settings(database_url=pg_database), clock)
+    try:
+        fleet.submit(ACME, {"queue": "q"})
+        a = consumer(fleet, analytics, clock)
+        assert a.run_once().leader
+        # When an operator (or a failover) ends the lock's session
+        with pg_admin() as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = %s)",
+                (pg_database.rsplit("/", 1)[-1],),
+            ).fetchall()
+        assert killed == [(True,)]
+        # Then the consumer notices before writing, stands down, and another can lead
+        fleet.submit(ACME, {"queue": "q"})
+        b = consumer(fleet, analytics, clock)
+        first = a.run_once()
+        assert a.stats.leadership_lost == 1
+        assert first.leader != b.run_once().leader or first.leader  # exactly one of them leads
+        leaders = [x for x in (a, b) if x.is_leader()]
+        assert len(leaders) == 1
+    finally:
+        fleet.close()
