@@ -26,6 +26,10 @@ PEERS = Path(os.environ.get("BENCH_PEERS_DIR", HERE.parent.parent / "shared" / "
 FLEETLOG, STRICT, IDIOMATIC, PGBENCH = "fleetlog", "pgqueuer", "pgqueuer-idiomatic", "pgbench-simple"
 PREFETCH = "fleetlog-prefetch"
 HTTP = "fleetlog-http"
+ANALYTICS = "analytics"
+REBUILD_TARGET, LAG_P99_TARGET, ANALYTICS_MIN_EVENTS = 20_000, 1.0, 200_000
+"""Issue 4's targets: rebuild >= 20,000 events/s (embedded engine), live lag p99 < 1 s during the
+drain, over a log of at least 200,000 events."""
 DRAIN_TARGET, P99_TARGET = 0.5, 1.0
 """Issue 3's targets: HTTP drain / direct drain >= 0.5; HTTP W3 p99 / PgQueuer strict W3 p99 <= 1.0."""
 FULL_N, FULL_REPEATS = 20_000, 3
@@ -293,6 +297,152 @@ def _internals_rows(label: str, w: dict[str, Any]) -> list[str]:
     return lines
 
 
+def analytics_section(an: dict[str, Any] | None, fl: dict[str, Any] | None) -> list[str]:
+    """The ClickHouse consumer (step `analytics`): issue 4's two targets, and the drain beside it."""
+    if an is None:
+        return ["Not run in this session (step `analytics`)."]
+    s = an.get("summary")
+    a = an.get("args", {})
+    lines: list[str] = []
+    if an.get("failed"):
+        lines += [f"> **The run failed:** {an['failed']}", ""]
+    if s is None:
+        return [*lines, "No completed repeat."]
+    events = (s.get("events_in_log") or {}).get("median") or 0
+    smoke = events < ANALYTICS_MIN_EVENTS or a.get("repeats", 0) < FULL_REPEATS
+    if smoke:
+        lines += [
+            f"> **Smoke run, not a measurement:** {fmt(events)} events in the log (the issue asks for "
+            f">= {ANALYTICS_MIN_EVENTS:,}) and {a.get('repeats')} repeat(s); start-up and fixed costs "
+            "dominate small runs.",
+            "",
+        ]
+    verified = s.get("verified", {})
+    if not all(verified.values()):
+        lines += [f"> **Verification FAILED:** {json.dumps(verified)}: the figures below do not count.", ""]
+
+    def verdict(ok: bool | None) -> str:
+        if ok is None:
+            return "-"
+        if not all(verified.values()):
+            return "**not verified**"
+        text = "**met**" if ok else "**missed**"
+        return f"{text} (smoke)" if smoke else text
+
+    rebuild, p99 = s.get("rebuild_events_per_s"), s.get("lag_p99_s")
+    v = s.get("verdicts", {})
+    config = ", ".join(f"{k}={val}" for k, val in (an.get("consumer_config") or {}).items())
+    lines += [
+        "| target | value | target | verdict |",
+        "|---|---|---|---|",
+        f"| Rebuild on the embedded engine, events/s (whole `rebuild()`: fresh database, replay, swap) "
+        f"| {span(rebuild)} | >= {REBUILD_TARGET:,} | {verdict(v.get('rebuild_events_per_s'))} |",
+        f"| Live lag p99 during the drain, s | {span(p99, 3)} | < {LAG_P99_TARGET:g} "
+        f"| {verdict(v.get('live_lag_p99_s'))} |",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| events in the log (rebuilt) | {span(s.get('events_in_log'))} |",
+        f"| rebuild: seconds, whole call | {span(s.get('rebuild_seconds'), 2)} |",
+        f"| rebuild: replay alone (`timed_replay`), events/s / seconds "
+        f"| {span(s.get('rebuild_replay_events_per_s'))} / {span(s.get('rebuild_replay_seconds'), 2)} |",
+        f"| rebuild: fresh database / swap, seconds | {span(s.get('rebuild_fresh_seconds'), 2)} / "
+        f"{span(s.get('rebuild_swap_seconds'), 2)} |",
+        f"| live lag p50 / p95 / p99 / max, s | {span(s.get('lag_p50_s'), 3)} / "
+        f"{span(s.get('lag_p95_s'), 3)} / {span(p99, 3)} / {span(s.get('lag_max_s'), 3)} |",
+        f"| events in the lag window | {span(s.get('events_in_lag_window'))} |",
+        f"| consumer batches during the drain / mean events per batch | {span(s.get('batches'))} / "
+        f"{span(s.get('mean_batch_events'), 1)} |",
+        f"| consumer caught up after the drain's end, s | {span(s.get('catchup_after_drain_end_s'), 2)} |",
+        f"| consumer thread CPU, % of one core / ms per 1,000 events "
+        f"| {span(s.get('consumer_thread_cpu_pct_of_one_core'), 1)} / "
+        f"{span(s.get('consumer_cpu_ms_per_1000_events'), 1)} |",
+        f"| bench process CPU (consumer + chDB threads), % of the machine "
+        f"| {span(s.get('bench_process_cpu_pct_of_machine'), 1)} |",
+        f"| where the live consumer's batch time went | {time_shares(an, live=True)} |",
+        f"| where the rebuild's time went | {time_shares(an, live=False)} |",
+        f"| verified (drain from the log; live projection and every rebuild with `analytics verify`) "
+        f"| {', '.join(f'{k} {chr(10003) if ok else chr(10007)}' for k, ok in verified.items())} |",
+        "",
+        *analytics_drains(an, fl, s),
+        "",
+        f"Lag: {an.get('lag_definition', '-')}; window: {an.get('lag_window', '-')}. Consumer: "
+        f"`ConsumerConfig` defaults ({config}), {an.get('engine', 'embedded chDB')}. "
+        f"Drain setup: {an.get('setup', '-')}.",
+        "",
+        f"Command: `{an.get('command', '-')}`; the step ran `{an.get('argv', '-')}`.",
+    ]
+    return lines
+
+
+def time_shares(an: dict[str, Any], *, live: bool) -> str:
+    """Shares of the measured wall time by phase, summed over the repeats."""
+    totals: dict[str, float] = {}
+    for run in an.get("repeats", []):
+        parts = [run["drain"]["consumer"]["timings"]] if live else [b["timings"] for b in run["rebuilds"]]
+        for timings in parts:
+            for key, val in timings.items():
+                totals[key] = totals.get(key, 0.0) + val["seconds"]
+    if live:
+        whole = totals.get("batch", 0.0)
+        named = {
+            "reading the log": totals.get("read_log", 0.0),
+            "fold (priming reads included)": totals.get("fold_with_priming", 0.0),
+            "of which priming reads": totals.get("prime_read", 0.0),
+            "ClickHouse INSERTs": totals.get("insert", 0.0),
+        }
+        rest = "positions, pressure"
+    else:
+        whole = sum(b["seconds"] for run in an.get("repeats", []) for b in run["rebuilds"])
+        named = {
+            "reading the log": totals.get("read_log", 0.0),
+            "priming reads": totals.get("prime_read", 0.0),
+            "ClickHouse INSERTs": totals.get("insert", 0.0),
+            "fresh database": totals.get("fresh_database", 0.0),
+            "swap": totals.get("swap", 0.0),
+        }
+        rest = "the fold, row counts"
+    if whole <= 0:
+        return "-"
+    counted = sum(v for k, v in named.items() if not k.startswith("of which"))
+    parts = [f"{k} {100 * v / whole:.0f}%" for k, v in named.items() if v > 0]
+    parts.append(f"{rest} {100 * max(0.0, whole - counted) / whole:.0f}%")
+    return ", ".join(parts) + f" (of {whole:.1f} s)"
+
+
+def analytics_drains(an: dict[str, Any], fl: dict[str, Any] | None, s: dict[str, Any]) -> list[str]:
+    """The drain with the consumer beside the same drain without it (if run) and the fleetlog W2."""
+    n = an.get("args", {}).get("n")
+    with_c = s.get("drain_jobs_per_s")
+    lines = [
+        "| drain | jobs | jobs/s | with the consumer / this |",
+        "|---|---|---|---|",
+        f"| W2 drain with the consumer following (this step) | {fmt(n)} | {span(with_c)} | 1.00 |",
+    ]
+    base = s.get("baseline_drain_jobs_per_s")
+    if base and base.get("median"):
+        lines.append(
+            f"| the same drain without the consumer (`--baseline`, same step) | {fmt(n)} | {span(base)} "
+            f"| **{ratio(with_c, base)}** |"
+        )
+    w2 = metric(fl, "w2")
+    if w2:
+        fn = (fl or {}).get("args", {}).get("n")
+        same = fn == n and (fl or {}).get("args", {}).get("worker_set", []) == an.get("args", {}).get(
+            "worker_set", []
+        )
+        note = "" if same else " (other N or worker settings: not like for like)"
+        lines.append(
+            f"| W2 drain of the `fleetlog` step, no consumer{note} | {fmt(fn)} | {span(w2)} "
+            f"| **{ratio(with_c, w2)}** |"
+        )
+    if len(lines) == 3:
+        lines.append(
+            "| (no drain without the consumer in this session: ANALYTICS_BASELINE=1 adds one) | | | |"
+        )
+    return lines
+
+
 def pgbench_line(d: dict[str, Any] | None) -> str:
     if d is None:
         return "pgbench: not run in this session."
@@ -385,20 +535,23 @@ def main() -> None:
     a = ap.parse_args()
     results = Path(a.results)
     res = load(results)
-    if FLEETLOG not in res:
-        raise SystemExit(f"no fleetlog.json in {results}")
+    if FLEETLOG not in res and ANALYTICS not in res:
+        raise SystemExit(f"no fleetlog.json (nor analytics.json) in {results}")
+    sources = ", ".join(f"`{k}.json`" for k in res)
+    versions = dict(res)  # every file's machine and version, for the Machine section
+    an = res.pop(ANALYTICS, None)
     session_path = results / "session.json"
     session = json.loads(session_path.read_text()) if session_path.exists() else {}
     fl, st = res.get(FLEETLOG, {}), res.get(STRICT, {})
     text = [
         "# Fleetlog against PgQueuer: benchmark results",
         "",
-        f"_Generated by `bench/report.py` from {', '.join(f'`{k}.json`' for k in res)} in `{results}`._",
+        f"_Generated by `bench/report.py` from {sources} in `{results}`._",
         "",
         f"Command: `{session.get('command', 'bash bench/run.sh')}` (from the project root; `make bench` "
         "runs `bash bench/run.sh`). Same session, same machine, one at a time: pgbench, PgQueuer strict, "
-        "PgQueuer idiomatic, Fleetlog with the worker's defaults, Fleetlog with worker prefetch, then "
-        "Fleetlog over HTTP (whichever of these the command's STEPS ran). "
+        "PgQueuer idiomatic, Fleetlog with the worker's defaults, Fleetlog with worker prefetch, "
+        "Fleetlog over HTTP, then the ClickHouse consumer (whichever of these the command's STEPS ran). "
         "Harness and workloads: `../shared/bench-peers` "
         "(README.md there); Fleetlog's adapter: `bench/bench_fleetlog.py`.",
         "",
@@ -432,6 +585,16 @@ def main() -> None:
         "",
         *http_section(res),
         "",
+        "## ClickHouse consumer (issue 4)",
+        "",
+        "Step `analytics` (`bench/bench_analytics.py`): the analytics consumer (`AnalyticsConsumer` over "
+        "`ClickHouseAnalytics`, embedded chDB) on a thread of the bench process follows the event log "
+        "from before the bulk submit, through a W2 drain run like the `fleetlog` step's (same workers), "
+        "to the drain's end; then `rebuild()` replays the whole log into a fresh database and swaps it "
+        "in. Medians (min-max) over the repeats.",
+        "",
+        *analytics_section(an, res.get(FLEETLOG)),
+        "",
         "## Setups",
         "",
         f"- Fleetlog: {fl.get('setup', '-')}. W1 bulk: {w_api(fl, 'w1_bulk')}; W1 single: "
@@ -458,7 +621,7 @@ def main() -> None:
         "",
         "## Machine",
         "",
-        *machine(res, session),
+        *machine(versions, session),
         "",
         "## All rows (the peers' table format)",
         "",

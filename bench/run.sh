@@ -2,15 +2,19 @@
 # Fleetlog against the peer job queues, in ONE session on this machine (`make bench`):
 #   pgbench commit ceiling (short) -> PgQueuer strict -> PgQueuer idiomatic -> Fleetlog (direct)
 #   -> Fleetlog with worker prefetch (W2, W3) -> Fleetlog over HTTP (`fleetlog serve` + HTTP workers)
+#   -> the ClickHouse analytics consumer (live lag during a drain, rebuild throughput; issue 4)
 #   -> bench/RESULTS.md (medians, min/max, Fleetlog/PgQueuer ratios, CPU, machine, command).
 #
-#   bash bench/run.sh                                   # full run: N=20000 PROCS=2 CONC=4 REPEATS=3 (~10 min)
+#   bash bench/run.sh                                   # full run: N=20000 PROCS=2 CONC=4 REPEATS=3 (~10 min,
+#                                                       #   plus ~10 min for the analytics step)
 #   QUICK=1 bash bench/run.sh                           # smoke: N=2000 REPEATS=1 W3 5 s (~2 min),
 #                                                       #   written to bench/results/tmp/quick/
 #   N=20000 PROCS=2 CONC=4 REPEATS=3 bash bench/run.sh  # the defaults, spelled out
 #   STEPS="fleetlog report" bash bench/run.sh           # a subset (steps: pgbench pgqueuer
 #                                                       #   pgqueuer-idiomatic fleetlog
-#                                                       #   fleetlog-prefetch fleetlog-http report)
+#                                                       #   fleetlog-prefetch fleetlog-http analytics report)
+#   STEPS="analytics report" bash bench/run.sh          # the analytics step alone: ANALYTICS_N=50000 jobs
+#                                                       #   (>= 200,000 events), REPEATS repeats
 #
 # Other knobs: DSN (server + the peers' database, default postgresql://postgres@127.0.0.1:5432/bench),
 # NS (W1 one-at-a-time jobs, 2000), RATE (W3 jobs/s, 200), DURATION (W3 seconds, 20), PRODUCERS (4),
@@ -19,6 +23,10 @@
 # completion_flush_ms=5"), HTTP_SERVERS (1: `fleetlog serve` processes of the fleetlog-http step),
 # SERVER_POOL (their --pool-size; empty: serve's default), OUT_DIR / REPORT (where JSON and the report go), PYTHON (to create the
 # peers' venv), BENCH_PEERS_DIR (default ../shared/bench-peers).
+# The analytics step: ANALYTICS_N (jobs submitted then drained, 50000; QUICK 3000), ANALYTICS_REPEATS
+# (REPEATS), ANALYTICS_MIN_EVENTS (the log must reach it, 200000; QUICK 0), ANALYTICS_BASELINE (1: also
+# the same drain without the consumer, every repeat), ANALYTICS_ARGS (extra bench_analytics.py arguments,
+# e.g. "--rebuilds 3 --profile-rebuild"; FLEETLOG_ARGS is not passed: repeat a --worker-set here).
 #
 # Run nothing else meanwhile: every process (workers, producers, PostgreSQL) shares the cores.
 # PostgreSQL's configuration is left as it is; only the `bench` database is created if missing.
@@ -30,10 +38,12 @@ PEERS=$(cd "${BENCH_PEERS_DIR:-$ROOT/../shared/bench-peers}" && pwd)
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   N=${N:-2000}; REPEATS=${REPEATS:-1}; DURATION=${DURATION:-5}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-2}
+  ANALYTICS_N=${ANALYTICS_N:-3000}; ANALYTICS_MIN_EVENTS=${ANALYTICS_MIN_EVENTS:-0}
   OUT_DIR=${OUT_DIR:-bench/results/tmp/quick}
   REPORT=${REPORT:-$OUT_DIR/RESULTS.md}
 else
   N=${N:-20000}; REPEATS=${REPEATS:-3}; DURATION=${DURATION:-20}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-5}
+  ANALYTICS_N=${ANALYTICS_N:-50000}; ANALYTICS_MIN_EVENTS=${ANALYTICS_MIN_EVENTS:-200000}
   OUT_DIR=${OUT_DIR:-bench/results}
   REPORT=${REPORT:-bench/RESULTS.md}
 fi
@@ -47,7 +57,10 @@ FLEETLOG_ARGS=${FLEETLOG_ARGS:-}
 PREFETCH=${PREFETCH:-16}
 HTTP_SERVERS=${HTTP_SERVERS:-1}
 SERVER_POOL=${SERVER_POOL:-}
-STEPS=${STEPS:-"pgbench pgqueuer pgqueuer-idiomatic fleetlog fleetlog-prefetch fleetlog-http report"}
+ANALYTICS_REPEATS=${ANALYTICS_REPEATS:-$REPEATS}
+ANALYTICS_BASELINE=${ANALYTICS_BASELINE:-0}
+ANALYTICS_ARGS=${ANALYTICS_ARGS:-}
+STEPS=${STEPS:-"pgbench pgqueuer pgqueuer-idiomatic fleetlog fleetlog-prefetch fleetlog-http analytics report"}
 PYTHON=${PYTHON:-python3}
 FLEETLOG_PY=$ROOT/.venv/bin/python
 PEERS_VENV=$ROOT/bench/.peers-venv
@@ -66,6 +79,12 @@ COMMAND+=" PRODUCERS=$PRODUCERS PGBENCH_SECONDS=$PGBENCH_SECONDS PREFETCH=$PREFE
 [ -n "$SERVER_POOL" ] && COMMAND+=" SERVER_POOL=$SERVER_POOL"
 COMMAND+=" STEPS=\"$STEPS\""
 [ -n "$FLEETLOG_ARGS" ] && COMMAND+=" FLEETLOG_ARGS=\"$FLEETLOG_ARGS\""
+case " $STEPS " in
+  *" analytics "*)
+    COMMAND+=" ANALYTICS_N=$ANALYTICS_N ANALYTICS_REPEATS=$ANALYTICS_REPEATS"
+    COMMAND+=" ANALYTICS_MIN_EVENTS=$ANALYTICS_MIN_EVENTS ANALYTICS_BASELINE=$ANALYTICS_BASELINE"
+    [ -n "$ANALYTICS_ARGS" ] && COMMAND+=" ANALYTICS_ARGS=\"$ANALYTICS_ARGS\"" ;;
+esac
 COMMAND+=" bash bench/run.sh"
 echo "=== $COMMAND"
 echo "=== results: $OUT_DIR  report: $REPORT  peers: $PEERS"
@@ -110,7 +129,9 @@ setup() {
   fi
   psql "$admin" -Atqc "select 'PostgreSQL: ' || version() || '; max_connections=' ||
       current_setting('max_connections') || ', synchronous_commit=' || current_setting('synchronous_commit')"
-  # (b) the peers' virtualenv (the only download; skipped once installed)
+  [ -x "$FLEETLOG_PY" ] || { echo "$FLEETLOG_PY missing: run 'make bench' (it installs .venv)"; exit 1; }
+  # (b) the peers' virtualenv (the only download; skipped once installed, and when no step uses it)
+  case " $STEPS " in *" pgbench "*|*" pgqueuer "*|*" pgqueuer-idiomatic "*) ;; *) return 0 ;; esac
   local want
   want=$(cat "$PEERS/requirements.txt" "$PEERS/requirements.lock.txt" | sha256sum | cut -c1-16)
   if [ "$(cat "$PEERS_VENV/.installed" 2>/dev/null)" != "$want" ]; then
@@ -121,7 +142,6 @@ setup() {
         -r "$PEERS/requirements.txt" -c "$PEERS/requirements.lock.txt"
     echo "$want" >"$PEERS_VENV/.installed"
   fi
-  [ -x "$FLEETLOG_PY" ] || { echo "$FLEETLOG_PY missing: run 'make bench' (it installs .venv)"; exit 1; }
 }
 
 if [ "$STEPS" != report ]; then
@@ -163,6 +183,15 @@ for step in $STEPS; do
       # shellcheck disable=SC2086
       "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" "${http_args[@]}" \
           --out "$OUT_DIR/fleetlog-http.json" --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
+    analytics)
+      # The ClickHouse consumer (embedded chDB, on a thread of the bench process) following the log
+      # while the W2 drain runs (same workers as the fleetlog step), then rebuilds from the log
+      analytics_args=(--dsn "$DSN" --n "$ANALYTICS_N" --procs "$PROCS" --concurrency "$CONC"
+                      --repeats "$ANALYTICS_REPEATS" --min-events "$ANALYTICS_MIN_EVENTS")
+      [ "$ANALYTICS_BASELINE" = 1 ] && analytics_args+=(--baseline)
+      # shellcheck disable=SC2086  # ANALYTICS_ARGS is a list of words
+      "$FLEETLOG_PY" bench/bench_analytics.py "${analytics_args[@]}" --command "$COMMAND" \
+          --out "$OUT_DIR/analytics.json" --stats-dir bench/results/tmp/analytics-worker-stats $ANALYTICS_ARGS ;;
     report)
       if [ "$ran" = 1 ]; then session end; fi  # a report-only run keeps the session's times
       "$FLEETLOG_PY" bench/report.py --results "$OUT_DIR" --out "$REPORT" ;;
