@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 from uuid import UUID
 
+from adapters.analytics.runtime import AnalyticsRuntime
 from adapters.bootstrap import Settings, build_app
+from adapters.demo_analytics import AnalyticsEpilogueFailed, print_analytics, runtime_for
 from adapters.demo_report import compact, print_report
 from adapters.worker.examples import resume_point
 from adapters.worker.processes import WorkerProcess, worker_args
@@ -85,8 +87,9 @@ def fresh_dir(base: Path) -> Path:
 
 
 class Demo:
-    def __init__(self, fleet: Fleet, root: Path, out: TextIO):
+    def __init__(self, fleet: Fleet, root: Path, out: TextIO, analytics: AnalyticsRuntime):
         self.fleet = fleet
+        self.analytics = analytics
         self.root = root
         self.out = out
         self.admin = Identity.of("demo", None)
@@ -134,8 +137,12 @@ class Demo:
         self.resume_and_kill(zombie, job_id, epoch)
         self.await_all_done()
         self.stop_workers(exclude=zombie)
-        self.halt_services()
         self.report(job_id, epoch)
+        try:
+            print_analytics(self.fleet, self.analytics, self.out)
+        except AnalyticsEpilogueFailed as exc:
+            raise DemoFailed(str(exc)) from None
+        self.halt_services()
 
     def submit(self) -> None:
         for tenant in TENANTS:
@@ -151,11 +158,19 @@ class Demo:
         )
 
     def start_services(self) -> None:
-        for name, run in (("reaper", self.fleet.reaper.run), ("scheduler", self.fleet.scheduler.run)):
+        services = (
+            ("reaper", self.fleet.reaper.run),
+            ("scheduler", self.fleet.scheduler.run),
+            ("analytics", self.analytics.run),
+        )
+        for name, run in services:
             thread = threading.Thread(target=run, args=(self.stop_services,), name=name, daemon=True)
             thread.start()
             self.services.append(thread)
-        self.say(f"reaper and scheduler running in this process (every {SERVICE_INTERVAL}s)")
+        self.say(
+            f"reaper and scheduler running in this process (every {SERVICE_INTERVAL}s), and the "
+            "consumer that follows the event log into ClickHouse"
+        )
 
     def start_workers(self) -> None:
         options = [
@@ -370,7 +385,7 @@ def run_demo(settings: Settings, out: TextIO) -> int:
     if settings.database_url:
         print("(the demo always runs on a fresh embedded store; DATABASE_URL is not used)", file=out)
     fleet = build_app(demo_settings)
-    demo = Demo(fleet, root, out)
+    demo = Demo(fleet, root, out, runtime_for(fleet, demo_settings))
     try:
         demo.run()
     except (DemoFailed, DomainError) as exc:
@@ -381,6 +396,7 @@ def run_demo(settings: Settings, out: TextIO) -> int:
         demo.cleanup()
         for thread in demo.services:
             thread.join(10)
+        demo.analytics.close()
         fleet.close()
     demo.say("the story happened as told")
     return 0
