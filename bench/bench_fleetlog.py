@@ -298,7 +298,12 @@ class Servers:
         self.stop()
         self.urls = []
         for i in range(self.count):
-            cmd = [*self.command, "--port", "0", "--database-url", self.url, "--log-level", "warning"]
+            # --no-analytics: the HTTP path is compared with the direct path, which runs no
+            # ClickHouse consumer; the consumer's own cost is the `analytics` step's subject.
+            cmd = [
+                *self.command,
+                *("--port", "0", "--database-url", self.url, "--log-level", "warning", "--no-analytics"),
+            ]
             if self.pool:
                 cmd += ["--pool-size", str(self.pool)]
             err = open(self.log_dir / f"serve-{i}.log", "a")  # noqa: SIM115

@@ -59,6 +59,21 @@ class PydanticMapper(Mapper[UUID]):
             state = self.cipher.decrypt(state)
         if self.compressor:
             state = self.compressor.decompress(state)
+        if getattr(cls, "class_version", 1) == 1:
+            # Nothing to upcast (the JSON never holds a class_version for such a class):
+            # let pydantic parse and validate the bytes in one pass, with the originator
+            # fields spliced into the object (about twice as fast as json.loads followed
+            # by model_validate: this is most of reading the log for a rebuild).
+            body = bytes(state).rstrip()
+            if body.endswith(b"}"):
+                extra = b'"originator_id":"%s","originator_version":%d}' % (
+                    str(stored_event.originator_id).encode(),
+                    stored_event.originator_version,
+                )
+                head = body[:-1]
+                joined = head + (extra if head.strip() == b"{" else b"," + extra)
+                fast: DomainEvent = cls.model_validate_json(joined)
+                return fast
         data: dict[str, Any] = self.transcoder.decode(state)
         from_version = data.pop("class_version", 1)
         while from_version < getattr(cls, "class_version", 1):

@@ -9,6 +9,8 @@ completed idempotently, so a crash mid-swap is finished by the next leader.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -48,16 +50,59 @@ def fold_batch(store: Store, fold: AnalyticsFold, notes: list[Notice]) -> RowBat
 def replay(
     store: Store, sink: AnalyticsSink, fold: AnalyticsFold, batch_size: int, token: str
 ) -> tuple[int, int]:
-    """Fold the whole log (from id 1) into ``sink``; (events, last notification id)."""
+    """Fold the whole log (from id 1) into ``sink``; (events, last notification id).
+
+    Two stages overlap: while one batch's inserts run (in ClickHouse, which does not hold
+    the GIL), the next batch is read from the log and folded. One batch at most waits, so
+    memory stays bounded; inserts stay in log order (one writer thread).
+    """
     position = events = 0
-    while True:
-        notes = store.read_notifications(position + 1, batch_size)
-        if not notes:
-            return events, position
-        first, last = notes[0].notification_id, notes[-1].notification_id
-        sink.write(fold_batch(store, fold, notes), f"{token}:{first}-{last}")
-        events += len(notes)
-        position = last
+    with _Writer(sink) as writer:
+        while True:
+            notes = store.read_notifications(position + 1, batch_size)
+            if not notes:
+                break
+            first, last = notes[0].notification_id, notes[-1].notification_id
+            writer.put(fold_batch(store, fold, notes), f"{token}:{first}-{last}")
+            events += len(notes)
+            position = last
+    return events, position
+
+
+class _Writer:
+    """One background writer with a one-slot queue; its failure surfaces in the caller."""
+
+    def __init__(self, sink: AnalyticsSink):
+        self.sink = sink
+        self._queue: queue.Queue[tuple[RowBatch, str] | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fleetlog-rebuild-writer", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.sink.write(*item)
+                except BaseException as exc:  # handed to the caller's thread, re-raised there
+                    self._error = exc
+
+    def put(self, rows: RowBatch, token: str) -> None:
+        self._raise()
+        self._queue.put((rows, token))
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if exc[0] is None:
+            self._raise()
 
 
 @dataclass

@@ -91,7 +91,7 @@ def test_an_engine_directory_open_in_another_process_is_unavailable(tmp_path: Pa
         # Then it is told who holds it and what to do
         assert probe.stdout.startswith("Unavailable:"), probe.stdout + probe.stderr
         assert f"is open in another process (pid {holder.pid})" in probe.stdout
-        assert "query through that server, or stop it" in probe.stdout
+        assert "stop that process first, or point CLICKHOUSE_URL at a ClickHouse server" in probe.stdout
     finally:
         holder.communicate("", timeout=60)
 
