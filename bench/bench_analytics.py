@@ -201,12 +201,26 @@ def rusage_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def consumer_config(args: argparse.Namespace) -> ConsumerConfig:
+    values: dict[str, Any] = {}
+    for item in args.consumer_set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ConsumerConfig.model_fields:
+            raise SystemExit(f"--consumer-set wants FIELD=VALUE with a ConsumerConfig field, got {item!r}")
+        values[key] = json.loads(value)
+    return ConsumerConfig(**values)
+
+
 class Follower:
     """The consumer on a thread of this process, as ``fleetlog serve`` runs it."""
 
-    def __init__(self, store: Any, analytics: TimedAnalytics, clock: Any, probe: Probe):
+    def __init__(
+        self, store: Any, analytics: TimedAnalytics, clock: Any, probe: Probe, config: ConsumerConfig
+    ):
         self.probe = probe
-        self.consumer = TimedConsumer(TimedStore(store, probe), analytics, clock, member="bench")
+        self.consumer = TimedConsumer(
+            TimedStore(store, probe), analytics, clock, config=config, member="bench"
+        )
         self.consumer.probe = probe
         self.positions = store.analytics_positions()
         self.stop_event = threading.Event()
@@ -447,7 +461,7 @@ def one_repeat(
     analytics.migrate()
     probe = Probe()
     analytics.probe = probe
-    follower = Follower(fleet.ctx.store, analytics, fleet.ctx.clock, probe)
+    follower = Follower(fleet.ctx.store, analytics, fleet.ctx.clock, probe, consumer_config(args))
     try:
         follower.start()
         d = drain(adapter, args, cfg, url, follower)
@@ -567,6 +581,13 @@ def parse_args(argv: list[str] | None = None) -> Namespace:
     p.add_argument(
         "--worker-set", action="append", default=[], metavar="FIELD=VALUE", help="as bench_fleetlog.py"
     )
+    p.add_argument(
+        "--consumer-set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a ConsumerConfig field (JSON value), e.g. linger_seconds=0.25; repeatable",
+    )
     p.add_argument("--stats-dir", default=str(HERE / "results" / "tmp" / "analytics-worker-stats"))
     p.add_argument(
         "--chdb-parent", default=None, help="where the temporary chDB directory goes (default: TMPDIR)"
@@ -642,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         "setup": bf.describe_setup(
             h, dict(bf.parse_set(s) for s in a.worker_set), adapter.worker_cfg["worker_config"]
         ),
-        "consumer_config": ConsumerConfig().model_dump(),
+        "consumer_config": consumer_config(a).model_dump(),
         "engine": "embedded chDB (a fresh temporary directory per run, a fresh database per repeat)",
         "lag_definition": "per event: wall time the batch's INSERTs returned - the event's timestamp",
         "lag_window": LAG_WINDOW,
