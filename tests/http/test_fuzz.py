@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, assume, settings
 
 from adapters.bootstrap import Settings
 from adapters.http.app import openapi_document
@@ -37,12 +37,20 @@ def test_the_served_document_is_the_one_fuzzed(fuzz_server: LiveServer) -> None:
     assert httpx.get(fuzz_server.url + "/openapi.json").json() == openapi_document()
 
 
+def _unsendable(value: object) -> bool:
+    return value is None or (isinstance(value, list) and any(v is None for v in value))
+
+
 @pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_never_fails_and_always_matches_its_document(
     case: schemathesis.Case, fuzz_server: LiveServer
 ) -> None:
+    # A query parameter generated with the value null never leaves the client (requests
+    # drops it), so a "negative" case built that way arrives as a valid request and is
+    # rightly answered 200: such cases cannot be sent as generated.
+    assume(not any(_unsendable(v) for v in (case.query or {}).values()))
     token = fuzz_server.token("acme")
     body = case.body
     if case.path == "/v1/claim" and isinstance(body, dict):

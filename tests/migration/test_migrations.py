@@ -26,6 +26,7 @@ EXPECTED_TABLES = {
     "fleet_factories",
     "fleet_profiles",
     "fleet_tenants",
+    "fleet_analytics_positions",
 }
 
 
@@ -227,7 +228,8 @@ def test_a_store_at_0002_gets_the_tenant_table(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(m, "migrations", lambda backend: original(backend)[:2])
     m.migrate_sqlite(path)
     assert "fleet_tenants" not in sqlite_columns(path)
-    # When this Fleetlog migrates it / Then only 0003 is applied
+    # When this Fleetlog migrates it / Then only what came after 0002 is applied
     monkeypatch.setattr(m, "migrations", original)
-    assert [(x.version, x.name) for x in m.migrate_sqlite(path)] == [(3, "tenant_quotas")]
+    applied = [(x.version, x.name) for x in m.migrate_sqlite(path)]
+    assert applied == [(3, "tenant_quotas"), (4, "analytics_positions")]
     assert set(sqlite_columns(path)) == EXPECTED_TABLES
