@@ -47,7 +47,6 @@ class AnalyticsRuntime:
         """On a client of its own: an analyst's slow query must not hold up the consumer
         (chDB serialises the calls of one client)."""
         self.consumer: AnalyticsConsumer | None = None
-        self._ready = threading.Event()
         self._opening_lock = threading.Lock()
 
     # -------------------------------------------------------------- lifecycle
@@ -79,7 +78,6 @@ class AnalyticsRuntime:
             if self._analytics is None:
                 self._analytics = ClickHouseAnalytics.open(self.settings)
                 self._queries = AnalyticsQueries(open_client(self.settings), self.settings)
-                self._ready.set()
                 log.info(
                     "analytics: writing to %s, database %s", self.settings.describe(), self.settings.database
                 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -84,7 +84,6 @@ class ConsumerStats:
     linger_seconds: float = 0.0
     parts: int | None = None
     merges: int | None = None
-    lag_samples: list[float] = field(default_factory=list)
 
 
 class LeadershipLost(Exception):
@@ -203,10 +202,6 @@ class AnalyticsConsumer:
         self.stats.events += len(notes)
         self.stats.rows += count
         self.stats.last_batch_at = self.clock.now()
-        if notes:
-            lag = (self.clock.now() - notes[-1].event.timestamp).total_seconds()
-            self.stats.lag_samples.append(lag)
-            del self.stats.lag_samples[:-10_000]
         return BatchResult(len(notes), count, first, last, retried_pending=already_pending)
 
     def _fold(self, notes: list[Notice]) -> RowBatch:
