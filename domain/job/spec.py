@@ -214,7 +214,12 @@ class JobSpec(Frozen):
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         # One instant, one representation (and no sub-minute offsets JSON cannot keep).
-        return None if value is None else value.astimezone(UTC)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T01:00+04:00 is before year 1 in UTC
+            raise ValueError("run_at is outside the range of representable times") from None
 
     @field_validator("payload", mode="after")
     @classmethod

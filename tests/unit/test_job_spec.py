@@ -107,6 +107,13 @@ def test_aware_run_at_is_accepted_and_kept_in_utc() -> None:
     assert parsed == run_at and parsed is not None and parsed.utcoffset() == timedelta(0)
 
 
+@pytest.mark.parametrize("run_at", ["0001-01-01T01:02:00+04:00", "9999-12-31T23:00:00-02:00"])
+def test_a_run_at_outside_utc_s_range_is_refused_not_crashed(run_at: str) -> None:
+    # Found by the API fuzzer: the conversion to UTC overflowed into a 500.
+    with pytest.raises(pydantic.ValidationError, match="outside the range"):
+        make_spec(run_at=run_at)
+
+
 def test_equal_intent_in_other_words_hashes_equally() -> None:
     a, b = uuid4(), uuid4()
     run_at = datetime(2026, 3, 1, 12, tzinfo=timezone(timedelta(hours=2)))
