@@ -96,13 +96,13 @@ class Api:
         spec: JobSpec = call.body
         result = await self.run(self.fleet.submit, call.identity, spec)
         if result.outcome != "existing":
-            self.broadcaster.notify([spec.queue])
+            self.broadcaster.local([spec.queue])
         return json_response(result, 201 if result.outcome == "created" else 200)
 
     async def submit_batch(self, call: Call) -> Response:
         batch: BatchSubmit = call.body
         results = await self.run(self.fleet.submit_many, call.identity, batch.jobs)
-        self.broadcaster.notify({spec.queue for spec in batch.jobs})
+        self.broadcaster.local({spec.queue for spec in batch.jobs})
         return json_response(BatchResult(results=results))
 
     async def cancel(self, call: Call) -> Response:
@@ -112,7 +112,7 @@ class Api:
 
     async def requeue(self, call: Call) -> Response:
         view = await self.run(self.fleet.requeue, call.identity, call.path["job_id"])
-        self.broadcaster.notify([view.queue])
+        self.broadcaster.local([view.queue])
         return json_response(view)
 
     # ----------------------------------------------------------- readers
@@ -170,6 +170,9 @@ class Api:
         with self.broadcaster.waiter(body.queues) as waiter:
             while True:
                 jobs = await self.run(self.fleet.claim, call.identity, request)
+                if waiter.woken and (not jobs or len(jobs) == body.max_jobs):
+                    waiter.pass_on()  # more work than it took, or work it could not take
+                waiter.rest()
                 remaining = deadline - time.monotonic()
                 if jobs or remaining <= 0 or self.broadcaster.closing:
                     return json_response(ClaimResponse(jobs=jobs))
@@ -197,7 +200,7 @@ class Api:
         elif body.state == "failed":
             assert body.error is not None
             fleet.fail(who, job_id, epoch, body.error, body.insights)
-            self.broadcaster.notify(None)  # a retry may be due at once
+            self.broadcaster.wake_all()  # a retry may be due at once
         elif body.insights is not None:
             fleet.report_insights(who, job_id, epoch, body.insights)
         return fleet.get(_reading(who), job_id)
@@ -206,7 +209,7 @@ class Api:
         batch: CompletionBatch = call.body
         results = await self.run(self.fleet.complete, call.identity, batch.completions)
         if any(c.outcome == "failed" for c in batch.completions):
-            self.broadcaster.notify(None)
+            self.broadcaster.wake_all()
         return json_response(BatchResult(results=results))
 
     async def renew(self, call: Call) -> Response:
@@ -224,7 +227,7 @@ class Api:
             return self.fleet.get(_reading(call.identity), call.path["job_id"])
 
         view = await self.run(release)
-        self.broadcaster.notify([view.queue])
+        self.broadcaster.local([view.queue])
         return json_response(view)
 
     async def heartbeat(self, call: Call) -> Response:

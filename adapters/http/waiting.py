@@ -13,6 +13,14 @@ One ``WorkBroadcaster`` per server process fans wake-ups out to any number of wa
 
 A wake-up is a hint, never a promise: the woken request claims again and, finding
 nothing, waits again until its deadline.
+
+A notification wakes ONE waiter that wants those queues (not all of them: with many
+workers long-polling, waking everyone for one new job made every other claim an empty
+transaction). The woken request hands the wake-up on (``pass_on``) when its claim came
+back full (there may be more work) or empty (someone else took it, or its capabilities did
+not fit), so a burst still reaches every waiter it needs. Shutdowns, reconnects and
+retries call ``wake_all``. On PostgreSQL the API's own writes do not
+poke the broadcaster (``local``): their NOTIFY arrives anyway, and both would wake two.
 """
 
 from __future__ import annotations
@@ -39,11 +47,14 @@ class Waiter:
         self.queues = None if queues is None else frozenset(queues)
         self._event = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self.woken = False
+        """Woken and not yet back to waiting: the next wake-up goes to someone else."""
 
     def concerns(self, queues: frozenset[str] | None) -> bool:
         return queues is None or self.queues is None or not self.queues.isdisjoint(queues)
 
     def wake(self) -> None:
+        self.woken = True
         self._loop.call_soon_threadsafe(self._event.set)
 
     async def wait(self, timeout: float) -> None:
@@ -51,6 +62,14 @@ class Waiter:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout=max(0.0, timeout))
         self._event.clear()
+
+    def rest(self) -> None:
+        """Back to waiting (after a claim): eligible for the next wake-up again."""
+        self.woken = False
+
+    def pass_on(self) -> None:
+        """Hand a wake-up to another waiter for the same queues (see the module's doc)."""
+        self._broadcaster.notify(self.queues, exclude=self)
 
     def close(self) -> None:
         self._broadcaster.remove(self)
@@ -66,7 +85,8 @@ class WorkBroadcaster:
     def __init__(self, *, postgres_url: str | None, poll_seconds: float):
         self.poll_seconds = poll_seconds
         self._url = postgres_url
-        self._waiters: set[Waiter] = set()
+        self._waiters: dict[Waiter, None] = {}
+        """In arrival order: the longest-waiting request is woken first."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._closing = threading.Event()
@@ -79,7 +99,7 @@ class WorkBroadcaster:
 
     def begin_shutdown(self) -> None:
         self._closing.set()
-        self.notify(None)
+        self.wake_all()
 
     @property
     def waiting(self) -> int:
@@ -96,26 +116,43 @@ class WorkBroadcaster:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.notify(None)
+        self.wake_all()
 
     def waiter(self, queues: Collection[str] | None) -> Waiter:
         """Register before the first claim attempt, so no wake-up in between is missed."""
         waiter = Waiter(self, queues)
         with self._lock:
-            self._waiters.add(waiter)
+            self._waiters[waiter] = None
         return waiter
 
     def remove(self, waiter: Waiter) -> None:
         with self._lock:
-            self._waiters.discard(waiter)
+            self._waiters.pop(waiter, None)
 
-    def notify(self, queues: Collection[str] | None) -> None:
-        """Wake the waiters for these queues (None: everyone). Safe from any thread."""
-        wanted = None if queues is None else frozenset(queues)
+    def wake_all(self) -> None:
+        """Wake every waiter (shutdown, a lost LISTEN, a retry that may be due). Any thread."""
         with self._lock:
-            targets = [w for w in self._waiters if w.concerns(wanted)]
+            targets = list(self._waiters)
         for waiter in targets:
             waiter.wake()
+
+    def notify(self, queues: Collection[str] | None, *, exclude: Waiter | None = None) -> None:
+        """Wake one idle waiter for these queues (None: any queue). Any thread."""
+        wanted = None if queues is None else frozenset(queues)
+        with self._lock:
+            chosen = next(
+                (w for w in self._waiters if w is not exclude and not w.woken and w.concerns(wanted)), None
+            )
+            if chosen is not None:
+                chosen.woken = True  # under the lock: two notifications pick two waiters
+        if chosen is not None:
+            chosen.wake()
+
+    def local(self, queues: Collection[str] | None) -> None:
+        """This process made work claimable. On PostgreSQL its NOTIFY will say so (waking
+        here too would wake a second waiter for the same job); SQLite has no NOTIFY."""
+        if self._url is None:
+            self.notify(queues)
 
     def _listen(self) -> None:
         assert self._url is not None
@@ -124,7 +161,7 @@ class WorkBroadcaster:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {QUEUE_CHANNEL}")
                     # Reconnected: whatever was announced meanwhile is lost, so wake everyone.
-                    self.notify(None)
+                    self.wake_all()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
                             self.notify(_queues(note.payload))
