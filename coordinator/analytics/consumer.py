@@ -26,13 +26,15 @@ from tenacity import Retrying, retry_if_exception_type, stop_any, wait_random_ex
 from tenacity.stop import stop_base
 
 from coordinator.analytics.rebuild import REBUILD_SUFFIX, RebuildResult, fold_batch, timed_replay
-from coordinator.errors import Unavailable
+from coordinator.errors import CoordinatorError, Unavailable
 from coordinator.ports import AnalyticsSink, Clock, Notice, Store
 from projections.analytics import AnalyticsFold, RowBatch
 
 log = logging.getLogger("fleetlog.analytics")
 
 PROJECTION = "clickhouse"
+REFUSED_RETRY_SECONDS = 30.0
+"""After a refusal that retrying soon will not fix, the next attempt (an operator fixes it)."""
 
 
 class ConsumerConfig(BaseModel):
@@ -141,11 +143,11 @@ class AnalyticsConsumer:
             return False
         self._leader = True
         self.fold = AnalyticsFold(self.config.max_contexts)
-        self.positions_claim()
+        self._finish_recorded_swap()
         log.info("analytics consumer %s leads projection %s", self.member, self.name)
         return True
 
-    def positions_claim(self) -> None:
+    def _finish_recorded_swap(self) -> None:
         position = self.positions.get(self.name)
         if position is not None and position.swap is not None:
             self._finish_swap(*position.swap)
@@ -323,6 +325,18 @@ class AnalyticsConsumer:
                     # The event store is unreachable: try again after a pause.
                     log.warning("analytics consumer pass failed, will retry: %s", exc.message)
                     stop.wait(self.config.idle_seconds)
+                    continue
+                except CoordinatorError as exc:
+                    # Refused for good by the sink (a schema it does not have, say): keep
+                    # the pending range, say so in the status, and try again slowly rather
+                    # than let the thread die and the lag grow unseen.
+                    self.stats.last_error = exc.message
+                    log.error(
+                        "analytics consumer pass refused, retrying in %.0f s: %s",
+                        REFUSED_RETRY_SECONDS,
+                        exc.message,
+                    )
+                    stop.wait(REFUSED_RETRY_SECONDS)
                     continue
                 if not result.leader:
                     stop.wait(self.config.idle_seconds)

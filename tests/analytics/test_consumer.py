@@ -13,8 +13,10 @@ import pytest
 
 from adapters.analytics.analytics import ClickHouseAnalytics
 from adapters.analytics.client import AnalyticsSettings, open_client
+from adapters.analytics.errors import AnalyticsRefused
 from adapters.bootstrap import Settings
 from coordinator.analytics import AnalyticsConsumer, ConsumerConfig, analytics_status, verify
+from coordinator.analytics import consumer as consumer_module
 from coordinator.analytics.rebuild import timed_replay
 from coordinator.claiming import ClaimRequest
 from coordinator.errors import Unavailable
@@ -376,3 +378,49 @@ def test_a_killed_lock_session_is_leadership_lost(
         assert len(leaders) == 1
     finally:
         fleet.close()
+
+
+class RefusesOnce:
+    """ClickHouse refusing a write for good (a missing table, say) until someone fixes it."""
+
+    def __init__(self, inner: ClickHouseAnalytics):
+        self.inner = inner
+        self.refusals = 0
+        self.database = inner.database
+
+    def write(self, batch: Mapping[str, Sequence[Sequence[Any]]], token: str) -> None:
+        if self.refusals == 0:
+            self.refusals += 1
+            raise AnalyticsRefused("writing", 60, "Table fleet_events does not exist")
+        self.inner.write(batch, token)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_refused_write_is_retried_not_fatal(
+    fleet: Fleet,
+    analytics: ClickHouseAnalytics,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(consumer_module, "REFUSED_RETRY_SECONDS", 0.05)
+    sink = RefusesOnce(analytics)
+    c = consumer(fleet, sink, clock, idle_seconds=0.05, linger_seconds=0)
+    fleet.submit(ACME, {"queue": "q"})
+    stop = threading.Event()
+    runner = threading.Thread(target=c.run, args=(stop,))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while analytics_status(fleet.ctx.store, clock, c.name).events_behind and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(10)
+    # The refusal was reported, the thread lived on, and the next attempt caught up
+    assert sink.refusals == 1
+    assert any("refused" in r.message and "does not exist" in r.message for r in caplog.records)
+    assert analytics_status(fleet.ctx.store, clock, c.name).events_behind == 0
+    assert c.stats.last_error is None  # cleared by the write that worked
