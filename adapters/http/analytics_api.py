@@ -7,11 +7,11 @@ names the tenant with ``?tenant=``. ``/v1/analytics/status`` shows fleet-wide co
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import anyio
 from pydantic import AwareDatetime, BeforeValidator, Field, field_validator
 from starlette.responses import Response
 
@@ -149,17 +149,15 @@ def _window(q: Window, default: timedelta) -> tuple[datetime, datetime]:
 
 
 class AnalyticsApi:
-    def __init__(self, runtime: AnalyticsRuntime | None, limiter: anyio.CapacityLimiter):
+    def __init__(self, runtime: AnalyticsRuntime | None, run: Callable[..., Awaitable[Any]]):
         self.runtime = runtime
-        self.limiter = limiter
+        self._run = run
+        """The API's way to call the store off the event loop (``Api.run``: one thread limit)."""
 
     def _runtime(self) -> AnalyticsRuntime:
         if self.runtime is None:
             raise AnalyticsOff
         return self.runtime
-
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=self.limiter)
 
     async def status(self, call: Call) -> Response:
         data: dict[str, Any] = await self._run(self._runtime().status)

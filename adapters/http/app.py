@@ -115,7 +115,7 @@ def create_app(
         poll_seconds=config.poll_seconds,
     )
     api = Api(fleet, broadcaster, threads=config.threads)
-    endpoints = api.endpoints() + AnalyticsApi(analytics, api.limiter).endpoints()
+    endpoints = api.endpoints() + AnalyticsApi(analytics, api.run).endpoints()
     dispatcher = Dispatcher(authority, max_body_bytes=config.max_body_bytes)
     spec = document(endpoints, version=app_version(), max_body_bytes=config.max_body_bytes)
     dispatcher.enforce(spec)
