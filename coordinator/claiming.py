@@ -4,6 +4,7 @@ limits and tenants' ``max_in_flight``, round-robin across tenants."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from threading import Lock
 from typing import Annotated
@@ -38,6 +39,24 @@ class ClaimRequest(BaseModel):
     start: bool = False
     """The claimer starts the jobs at once: record ``JobStarted`` in the claim's own
     transaction (``running`` straight away) instead of one start write per job."""
+
+
+Offer = Callable[[UnitOfWork, Job], list[ClaimedJob]]
+"""Claims for one waiting worker inside another unit of work, with a job that unit of
+work just made claimable among the candidates (see ``Claiming.offer_to``)."""
+
+
+def admits(f: ClaimFilter, job: Job) -> bool:
+    """The claim queries' eligibility test, for a job not yet in the views: queued and
+    available now, within the filter's tenants and queues, needing no capability the
+    filter lacks."""
+    return (
+        job.state is JobState.QUEUED
+        and (job.available_at or job.created_on) <= f.now
+        and (f.tenants is None or job.tenant in f.tenants)
+        and (f.queues is None or job.spec.queue in f.queues)
+        and set(job.spec.capabilities) <= set(f.capabilities)
+    )
 
 
 def rotate(tenants: list[str], after: str | None) -> list[str]:
@@ -84,6 +103,19 @@ def interleave(per_tenant: dict[str, list[Job]], order: list[str], limit: int) -
     return picked
 
 
+def _with_offered(
+    jobs: list[Job], offered: Job, f: ClaimFilter, limit: int, room: dict[str, int]
+) -> list[Job]:
+    """The claim's pick with ``offered`` (not in the views yet) as one more candidate,
+    taken if it qualifies and ranks within ``limit``; its tenant's room is respected."""
+    if not admits(f, offered):
+        return jobs
+    left = room.get(offered.tenant)
+    if left is not None and left <= sum(1 for j in jobs if j.tenant == offered.tenant):
+        return jobs
+    return best_first([*jobs, offered])[:limit]
+
+
 class Claiming:
     def __init__(self, ctx: Context, quotas: QuotaCache | None = None):
         self.ctx = ctx
@@ -101,8 +133,34 @@ class Claiming:
         capped = self.quotas.capped(identity.scope())
         return self.ctx.transact(lambda uow: self._claim(uow, identity, request, capped))
 
+    def offer_to(self, identity: Identity, request: ClaimRequest) -> Offer:
+        """A claim for a worker that is waiting for work, to run inside the unit of work
+        that creates a job (a submit), with that job among the candidates: the worker
+        then gets the job in the transaction that creates it (a "sync match"), with no
+        wake-up and no claim transaction of its own.
+
+        The claim is the one ``claim`` makes (factory, seats, tenants' in-flight caps,
+        capabilities, queues, priority then age), so the worker takes the best jobs it
+        may, the new one only if it is among them. A factory declared down claims
+        nothing (the submit still commits: the job waits in the queue)."""
+        identity.require(Role.WORKER, "claim")
+        capped = self.quotas.capped(identity.scope())  # outside the unit of work (see claim)
+
+        def offer(uow: UnitOfWork, job: Job) -> list[ClaimedJob]:
+            try:
+                return self._claim(uow, identity, request, capped, offered=job)
+            except FactoryDown:
+                return []  # raised before anything was changed: the submit goes on
+
+        return offer
+
     def _claim(
-        self, uow: UnitOfWork, identity: Identity, request: ClaimRequest, capped: list[str]
+        self,
+        uow: UnitOfWork,
+        identity: Identity,
+        request: ClaimRequest,
+        capped: list[str],
+        offered: Job | None = None,
     ) -> list[ClaimedJob]:
         now = self.ctx.clock.now()
         caps = request.capabilities
@@ -135,7 +193,10 @@ class Claiming:
         limit = request.max_jobs if free is None else min(request.max_jobs, free)
         if limit <= 0:
             return []
-        jobs = self._select(uow, f, limit, context.tenants, budgets(context.capped))
+        room = budgets(context.capped)
+        jobs = self._select(uow, f, limit, context.tenants, room)
+        if offered is not None:
+            jobs = _with_offered(jobs, offered, f, limit, room)
         for job in jobs:
             if job.state is not JobState.QUEUED:
                 job.make_ready(now)  # a due scheduled or retrying job, promoted on the way

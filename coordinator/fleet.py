@@ -66,6 +66,18 @@ class Fleet:
     def submit(self, identity: Identity, spec: JobSpec | Mapping[str, Any]) -> SubmitResult:
         return self.submission.submit(identity, spec)
 
+    def submit_handing_over(
+        self,
+        identity: Identity,
+        spec: JobSpec | Mapping[str, Any],
+        worker: Identity,
+        request: ClaimRequest,
+    ) -> tuple[SubmitResult, list[ClaimedJob]]:
+        """Submit, and claim for a worker waiting for work in the same transaction (the
+        new job among its candidates; ``Claiming.offer_to``): (the submit's result, what
+        the worker claimed)."""
+        return self.submission.submit_offering(identity, spec, self.claiming.offer_to(worker, request))
+
     def submit_many(
         self, identity: Identity, specs: Sequence[JobSpec | Mapping[str, Any]]
     ) -> list[ItemResult]:

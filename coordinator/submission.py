@@ -11,12 +11,13 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from coordinator.admission import Added, Admission
+from coordinator.claiming import Offer
 from coordinator.context import Context
 from coordinator.errors import InvalidRequest, NotFound, validation_errors
 from coordinator.identity import Identity, Role
 from coordinator.ports import UnitOfWork
 from coordinator.quotas import QuotaCache
-from coordinator.views import ItemError, ItemResult, JobView, SubmitResult
+from coordinator.views import ClaimedJob, ItemError, ItemResult, JobView, SubmitResult
 from domain.dependencies import DependencyStatus, evaluate, find_cycle, milestone_for
 from domain.errors import (
     DependencyCycle,
@@ -57,12 +58,24 @@ class Submission:
 
     def submit(self, identity: Identity, request: JobSpec | Mapping[str, Any]) -> SubmitResult:
         """Raises ``QuotaExceeded`` (nothing submitted) past the tenant's quotas."""
+        return self.submit_offering(identity, request, None)[0]
+
+    def submit_offering(
+        self, identity: Identity, request: JobSpec | Mapping[str, Any], offer: Offer | None
+    ) -> tuple[SubmitResult, list[ClaimedJob]]:
+        """``submit``, and in the same transaction ``offer`` (a waiting worker's claim,
+        ``Claiming.offer_to``) with a newly created job among its candidates: what that
+        claim took. An identical resubmit offers nothing."""
         identity.require(Role.SUBMITTER, "submit")
         tenant = identity.write_tenant("submit")
         spec = parse_spec(request)
-        return self.admission.transact(
-            tenant, lambda uow: self._submit(uow, tenant, spec, _Batch()), lambda r: _added(r.outcome)
-        )
+
+        def work(uow: UnitOfWork) -> tuple[SubmitResult, list[ClaimedJob]]:
+            job, outcome, old = self._place(uow, tenant, spec, _Batch())
+            claimed = [] if offer is None or outcome == "existing" else offer(uow, job)
+            return SubmitResult(job=JobView.of(job), outcome=outcome, superseded_job_id=old), claimed
+
+        return self.admission.transact(tenant, work, lambda r: _added(r[0].outcome))
 
     def submit_many(
         self, identity: Identity, requests: Sequence[JobSpec | Mapping[str, Any]]
@@ -113,10 +126,6 @@ class Submission:
         return results
 
     # ------------------------------------------------------------------ one job
-
-    def _submit(self, uow: UnitOfWork, tenant: str, spec: JobSpec, batch: _Batch) -> SubmitResult:
-        job, outcome, old = self._place(uow, tenant, spec, batch)
-        return SubmitResult(job=JobView.of(job), outcome=outcome, superseded_job_id=old)
 
     def _place(
         self, uow: UnitOfWork, tenant: str, spec: JobSpec, batch: _Batch
