@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -40,6 +41,7 @@ from coordinator.fleet import Fleet
 from coordinator.identity import Identity, Role
 from coordinator.quotas import QuotaView, TenantQuotas
 from coordinator.views import (
+    ClaimedJob,
     FactoryView,
     HistoryEntry,
     JobPage,
@@ -72,11 +74,34 @@ def _reading(identity: Identity) -> Identity:
     return Identity(identity.subject, identity.tenant, identity.roles | {Role.READER})
 
 
+Wants = tuple[Identity, ClaimRequest]
+"""What a long-polling claim would claim: the worker and its request."""
+
+
+def _fits(tenant: str, spec: JobSpec) -> Callable[[Wants], bool]:
+    """Whether a waiting claim may be offered this tenant's new job (the claim itself
+    decides; this only spares it offers it could never take)."""
+
+    def fits(wants: Wants) -> bool:
+        worker, request = wants
+        scope = worker.scope()
+        caps = request.capabilities
+        return (scope is None or tenant in scope) and (caps is None or set(spec.capabilities) <= set(caps))
+
+    return fits
+
+
+def _claimable_at_once(spec: JobSpec) -> bool:
+    return not spec.deps and (spec.run_at is None or spec.run_at <= datetime.now(UTC))
+
+
 class Api:
-    def __init__(self, fleet: Fleet, broadcaster: WorkBroadcaster, *, threads: int):
+    def __init__(self, fleet: Fleet, broadcaster: WorkBroadcaster, *, threads: int, handoff: bool = True):
         self.fleet = fleet
         self.broadcaster = broadcaster
         self.limiter = anyio.CapacityLimiter(threads)
+        self.handoff = handoff
+        """Offer a new job to a waiting long-poll claim in the submit's transaction."""
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self.limiter)
@@ -94,8 +119,25 @@ class Api:
 
     async def submit(self, call: Call) -> Response:
         spec: JobSpec = call.body
-        result = await self.run(self.fleet.submit, call.identity, spec)
-        if result.outcome != "existing":
+        tenant = call.identity.tenant
+        waiter = None
+        if self.handoff and tenant is not None and _claimable_at_once(spec):
+            waiter = self.broadcaster.reserve(spec.queue, _fits(tenant, spec))
+        if waiter is None:
+            result = await self.run(self.fleet.submit, call.identity, spec)
+            handed = False
+        else:
+            assert waiter.wants is not None  # only requests that say what they want are reserved
+            worker, request = waiter.wants
+            claimed: list[ClaimedJob] = []
+            try:
+                result, claimed = await self.run(
+                    self.fleet.submit_handing_over, call.identity, spec, worker, request
+                )
+            finally:
+                waiter.deliver(claimed)
+            handed = any(c.job.id == result.job.id for c in claimed)
+        if result.outcome != "existing" and not handed:
             self.broadcaster.local([spec.queue])
         return json_response(result, 201 if result.outcome == "created" else 200)
 
@@ -167,7 +209,7 @@ class Api:
             jobs = await self.run(self.fleet.claim, call.identity, request)
             return json_response(ClaimResponse(jobs=jobs))
         deadline = time.monotonic() + body.wait_seconds
-        with self.broadcaster.waiter(body.queues) as waiter:
+        with self.broadcaster.waiter(body.queues, wants=(call.identity, request)) as waiter:
             while True:
                 jobs = await self.run(self.fleet.claim, call.identity, request)
                 if waiter.woken and (not jobs or len(jobs) == body.max_jobs):
@@ -176,7 +218,9 @@ class Api:
                 remaining = deadline - time.monotonic()
                 if jobs or remaining <= 0 or self.broadcaster.closing:
                     return json_response(ClaimResponse(jobs=jobs))
-                await waiter.wait(min(remaining, self.broadcaster.poll_seconds))
+                handed = await waiter.wait(min(remaining, self.broadcaster.poll_seconds))
+                if handed:  # a submit claimed for this request in its own transaction
+                    return json_response(ClaimResponse(jobs=handed))
                 if await call.request.is_disconnected():
                     # Nobody would receive the leases: do not claim for a closed socket.
                     return json_response(ClaimResponse(jobs=[]))

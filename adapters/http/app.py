@@ -49,6 +49,9 @@ class ApiConfig(BaseModel):
     notify nobody; on SQLite another process's submits notify nobody either)."""
     background: bool = True
     """Run the reaper and scheduler in this process."""
+    handoff: bool = True
+    """Offer a new job to a long-poll claim waiting here, in the submit's transaction
+    (see ``adapters.http.waiting``); off: every job goes through the queue."""
 
 
 class BackgroundServices:
@@ -114,7 +117,7 @@ def create_app(
         postgres_url=getattr(store, "url", None) if store.backend == "postgres" else None,
         poll_seconds=config.poll_seconds,
     )
-    api = Api(fleet, broadcaster, threads=config.threads)
+    api = Api(fleet, broadcaster, threads=config.threads, handoff=config.handoff)
     endpoints = api.endpoints() + AnalyticsApi(analytics, api.run).endpoints()
     dispatcher = Dispatcher(authority, max_body_bytes=config.max_body_bytes)
     spec = document(endpoints, version=app_version(), max_body_bytes=config.max_body_bytes)

@@ -54,6 +54,11 @@ def parser() -> argparse.ArgumentParser:
         help="ClickHouse database (default $FLEETLOG_CLICKHOUSE_DATABASE or fleetlog)",
     )
     p.add_argument(
+        "--no-handoff",
+        action="store_true",
+        help="never give a new job straight to a waiting long-poll claim (every job goes through the queue)",
+    )
+    p.add_argument(
         "--grace-seconds", type=float, default=10.0, help="on SIGTERM: time for requests in flight"
     )
     p.add_argument("--log-level", default="INFO")
@@ -124,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"fleetlog serve: {exc.message}\n")
         return 2
     try:
-        config = ApiConfig(max_body_bytes=args.max_body_bytes, background=not args.no_background)
+        config = ApiConfig(
+            max_body_bytes=args.max_body_bytes, background=not args.no_background, handoff=not args.no_handoff
+        )
         app = create_app(fleet, authority, config, analytics)
         try:
             sock = listening_socket(args.host, args.port)

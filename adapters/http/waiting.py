@@ -14,6 +14,14 @@ One ``WorkBroadcaster`` per server process fans wake-ups out to any number of wa
 A wake-up is a hint, never a promise: the woken request claims again and, finding
 nothing, waits again until its deadline.
 
+Hand-over ("sync match", as Temporal's matching does it): a submit through this server
+may ``reserve`` a waiting request that could take its job (its tenant and queue; its
+capabilities when the request names them) and claim for it inside the submit's own
+transaction (``Fleet.submit_handing_over``). The reserved request neither claims nor
+answers until the submit ``deliver``s what that claim took; the job then reaches the
+worker without a notification, a wake-up or a claim transaction of its own. A request is
+reservable only while it waits, and by one submit at a time.
+
 A notification wakes ONE waiter that wants those queues (not all of them: with many
 workers long-polling, waking everyone for one new job made every other claim an empty
 transaction). The woken request hands the wake-up on (``pass_on``) when its claim came
@@ -29,8 +37,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, Generic, TypeVar
 
 import psycopg
 
@@ -39,16 +47,22 @@ from adapters.store.signals import QUEUE_CHANNEL
 log = logging.getLogger("fleetlog.http.waiting")
 
 RECONNECT_SECONDS = 1.0
+W = TypeVar("W")
 
 
-class Waiter:
-    def __init__(self, broadcaster: WorkBroadcaster, queues: Collection[str] | None):
+class Waiter(Generic[W]):
+    def __init__(self, broadcaster: WorkBroadcaster, queues: Collection[str] | None, wants: W | None = None):
         self._broadcaster = broadcaster
         self.queues = None if queues is None else frozenset(queues)
+        self.wants = wants
+        """What the waiting request would claim (the API's; None: not reservable)."""
         self._event = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self.woken = False
         """Woken and not yet back to waiting: the next wake-up goes to someone else."""
+        self.idle = False
+        """Inside ``wait``: it may be reserved."""
+        self._delivery: asyncio.Future[list[Any]] | None = None
 
     def concerns(self, queues: frozenset[str] | None) -> bool:
         return queues is None or self.queues is None or not self.queues.isdisjoint(queues)
@@ -57,11 +71,39 @@ class Waiter:
         self.woken = True
         self._loop.call_soon_threadsafe(self._event.set)
 
-    async def wait(self, timeout: float) -> None:
-        """Until woken (since the last wait), or ``timeout``, whichever comes first."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout=max(0.0, timeout))
-        self._event.clear()
+    async def wait(self, timeout: float) -> list[Any] | None:
+        """Until woken (since the last wait), or ``timeout``, whichever comes first; if
+        a submit reserved this request meanwhile, until it delivers: what it claimed
+        here (None: nothing was delivered, claim as usual)."""
+        self.idle = True
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout=max(0.0, timeout))
+        finally:
+            self.idle = False  # from here on nobody may reserve it
+            self._event.clear()
+        delivery = self._delivery
+        if delivery is None:
+            return None
+        try:
+            # Shielded: a cancelled request leaves the delivery to its submit (what that
+            # claimed then waits for its lease to expire, as any answer lost on the way).
+            return (await asyncio.shield(delivery)) or None
+        finally:
+            self._delivery = None  # only now: ``deliver`` resolves this very future
+
+    def reserve(self) -> None:
+        """Taken by one submit (called under the broadcaster's lock, on the loop)."""
+        self.woken = True
+        self._delivery = self._loop.create_future()
+
+    def deliver(self, jobs: list[Any]) -> None:
+        """The reserving submit is done: hand over what it claimed here ([] for nothing)
+        and let the request go on. On the event loop."""
+        delivery = self._delivery
+        if delivery is not None and not delivery.done():
+            delivery.set_result(jobs)
+        self._event.set()
 
     def rest(self) -> None:
         """Back to waiting (after a claim): eligible for the next wake-up again."""
@@ -74,7 +116,7 @@ class Waiter:
     def close(self) -> None:
         self._broadcaster.remove(self)
 
-    def __enter__(self) -> Waiter:
+    def __enter__(self) -> Waiter[W]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -118,12 +160,23 @@ class WorkBroadcaster:
             self._thread.join(timeout=5)
         self.wake_all()
 
-    def waiter(self, queues: Collection[str] | None) -> Waiter:
+    def waiter(self, queues: Collection[str] | None, wants: W | None = None) -> Waiter[W]:
         """Register before the first claim attempt, so no wake-up in between is missed."""
-        waiter = Waiter(self, queues)
+        waiter: Waiter[W] = Waiter(self, queues, wants)
         with self._lock:
             self._waiters[waiter] = None
         return waiter
+
+    def reserve(self, queue: str, fits: Callable[[W], bool]) -> Waiter[W] | None:
+        """The longest-waiting idle request for ``queue`` whose ``wants`` ``fits``,
+        reserved for one submit, which must ``deliver`` to it. On the event loop."""
+        wanted = frozenset((queue,))
+        with self._lock:
+            for w in self._waiters:
+                if w.idle and not w.woken and w.wants is not None and w.concerns(wanted) and fits(w.wants):
+                    w.reserve()
+                    return w
+        return None
 
     def remove(self, waiter: Waiter) -> None:
         with self._lock:

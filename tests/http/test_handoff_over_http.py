@@ -1,0 +1,130 @@
+"""A submit hands its job to a long-poll claim waiting on the same server, in the
+submit's own transaction; with many pollers and submitters at once, every job is
+still leased exactly once and no poll is left hanging."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from adapters.bootstrap import Settings
+from adapters.http.app import ApiConfig
+from coordinator.identity import Role
+from tests.http.live import LiveServer, serve
+
+
+def poll_once(live: LiveServer, body: dict[str, Any], answered: dict[str, Any]) -> threading.Thread:
+    def poll() -> None:
+        with live.as_tenant("acme", Role.WORKER) as worker:
+            answered["response"] = worker.post("/v1/claim", json={"wait_seconds": 10, **body})
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    time.sleep(0.3)  # the poll is waiting by now
+    assert thread.is_alive(), "the long poll returned without work"
+    return thread
+
+
+def test_the_waiting_poll_gets_the_job_from_the_submits_transaction(live_server: LiveServer) -> None:
+    answered: dict[str, Any] = {}
+    thread = poll_once(live_server, {"factory_id": "f1", "queues": ["q"], "start": True}, answered)
+    with live_server.as_tenant("acme") as submitter:
+        response = submitter.post("/v1/jobs", json={"queue": "q", "payload": {"x": 1}})
+        thread.join(timeout=10)
+        assert response.status_code == 201
+        submitted = response.json()
+        # The job was leased before the submit answered: its resource says so
+        assert submitted["job"]["state"] == "running"
+        assert submitted["job"]["lease"]["factory_id"] == "f1"
+        jobs = answered["response"].json()["jobs"]
+        assert [j["job"]["id"] for j in jobs] == [submitted["job"]["id"]]
+        assert jobs[0]["epoch"] == 1
+        events = submitter.get(f"/v1/jobs/{submitted['job']['id']}/events").json()
+        assert [e["type"] for e in events] == ["JobSubmitted", "LeaseGranted", "JobStarted"]
+    with live_server.as_tenant("acme", Role.WORKER) as worker:
+        done = worker.patch(f"/v1/jobs/{jobs[0]['job']['id']}", json={"epoch": 1, "state": "succeeded"})
+        assert done.status_code == 200 and done.json()["state"] == "succeeded"
+
+
+def test_a_poll_that_cannot_run_the_job_is_not_given_it(live_server: LiveServer) -> None:
+    answered: dict[str, Any] = {}
+    body = {"factory_id": "f1", "capabilities": ["cpu"], "wait_seconds": 1.0}
+    thread = poll_once(live_server, body, answered)
+    with live_server.as_tenant("acme") as submitter:
+        response = submitter.post("/v1/jobs", json={"capabilities": ["gpu"]})
+        thread.join(timeout=10)
+        assert response.json()["job"]["state"] == "queued"
+    assert answered["response"].json() == {"jobs": []}
+
+
+@pytest.fixture
+def no_handoff_server(backend: Settings) -> Iterator[LiveServer]:
+    with serve(backend, ApiConfig(poll_seconds=0.25, handoff=False)) as server:
+        yield server
+
+
+def test_with_handoff_off_the_job_goes_through_the_queue(no_handoff_server: LiveServer) -> None:
+    answered: dict[str, Any] = {}
+    thread = poll_once(no_handoff_server, {"factory_id": "f1", "queues": ["q"]}, answered)
+    with no_handoff_server.as_tenant("acme") as submitter:
+        response = submitter.post("/v1/jobs", json={"queue": "q"})
+        thread.join(timeout=10)
+        assert response.json()["job"]["state"] == "queued"
+    assert [j["job"]["id"] for j in answered["response"].json()["jobs"]] == [response.json()["job"]["id"]]
+
+
+JOBS = 400
+POLLERS = 6
+SUBMITTERS = 4
+
+
+@pytest.mark.slow
+def test_concurrent_submits_and_polls_lease_every_job_exactly_once(live_server: LiveServer) -> None:
+    stop = threading.Event()
+
+    def poller(n: int) -> list[str]:
+        got: list[str] = []
+        with live_server.as_tenant("acme", Role.WORKER) as worker:
+            while not stop.is_set():
+                response = worker.post(
+                    "/v1/claim",
+                    json={"factory_id": f"f{n}", "max_jobs": 1 + n % 3, "wait_seconds": 0.5, "start": True},
+                )
+                assert response.status_code == 200, response.text
+                got += [j["job"]["id"] for j in response.json()["jobs"]]
+        return got
+
+    def submitter(n: int) -> list[tuple[str, str]]:
+        out = []
+        with live_server.as_tenant("acme") as http:
+            for i in range(n, JOBS, SUBMITTERS):
+                response = http.post("/v1/jobs", json={"payload": {"i": i}})
+                assert response.status_code == 201, response.text
+                out.append((response.json()["job"]["id"], response.json()["job"]["state"]))
+        return out
+
+    with ThreadPoolExecutor(POLLERS + SUBMITTERS) as pool:
+        polls = [pool.submit(poller, n) for n in range(POLLERS)]
+        submitted = [s for batch in pool.map(submitter, range(SUBMITTERS)) for s in batch]
+        deadline = time.monotonic() + 30
+        with live_server.as_tenant("acme", Role.READER) as reader:
+            while reader.get("/v1/jobs", params={"state": "queued"}).json()["jobs"]:
+                assert time.monotonic() < deadline, "jobs were left in the queue"
+                time.sleep(0.1)
+        stop.set()
+        leased = [job for p in polls for job in p.result(timeout=30)]  # no poll hangs
+    counts = Counter(leased)
+    assert set(counts) == {job_id for job_id, _ in submitted}
+    assert max(counts.values()) == 1, "a job was leased twice"
+    handed = sum(1 for _, state in submitted if state != "queued")
+    assert handed > 0, "no submit found a waiting poll"
+    with live_server.as_tenant("acme", Role.READER) as reader:
+        for job_id, _ in submitted[::40]:
+            types = [e["type"] for e in reader.get(f"/v1/jobs/{job_id}/events").json()]
+            assert types.count("LeaseGranted") == 1
