@@ -26,6 +26,7 @@ PEERS = Path(os.environ.get("BENCH_PEERS_DIR", HERE.parent.parent / "shared" / "
 FLEETLOG, STRICT, IDIOMATIC, PGBENCH = "fleetlog", "pgqueuer", "pgqueuer-idiomatic", "pgbench-simple"
 PREFETCH = "fleetlog-prefetch"
 HTTP = "fleetlog-http"
+HTTP_QUEUE = "fleetlog-http-queue"
 ANALYTICS = "analytics"
 REBUILD_TARGET, LAG_P99_TARGET, ANALYTICS_MIN_EVENTS = 20_000, 1.0, 200_000
 """Issue 4's targets: rebuild >= 20,000 events/s (embedded engine), live lag p99 < 1 s during the
@@ -207,6 +208,7 @@ def http_section(res: dict[str, dict[str, Any]]) -> list[str]:
         ]
     lines += [
         "",
+        *handoff_table(ht, res.get(HTTP_QUEUE)),
         *http_cpu(ht),
         "",
         f"Setup: {ht.get('setup', '-')}. W1 bulk: {w_api(ht, 'w1_bulk')}; "
@@ -214,6 +216,30 @@ def http_section(res: dict[str, dict[str, Any]]) -> list[str]:
         "POST /v1/jobs (open loop as for the peers).",
     ]
     return lines
+
+
+def handoff_table(ht: dict[str, Any], queue: dict[str, Any] | None) -> list[str]:
+    """The hand-over's effect: the HTTP path with it (the default) and without it
+    (step ``fleetlog-http-queue``: ``fleetlog serve --no-handoff``), same session."""
+    if queue is None:
+        return []
+    lines = [
+        "Hand-over (a submit claims for a long-poll waiting on the same server, in its own "
+        "transaction) on, the default, and off (step `fleetlog-http-queue`, `fleetlog serve --no-handoff`):",
+        "",
+        "| workload | HTTP, hand-over on | HTTP, hand-over off | on / off |",
+        "|---|---|---|---|",
+    ]
+    for key, label, nd in (
+        ("w2", "W2 drain (jobs/s)", 0),
+        ("p50", "W3 latency p50 (ms)", 1),
+        ("p95", "W3 latency p95 (ms)", 1),
+        ("p99", "W3 latency p99 (ms)", 1),
+        ("rate", "W3 achieved rate (jobs/s)", 1),
+    ):
+        on, off = metric(ht, key), metric(queue, key)
+        lines.append(f"| {label} | {span(on, nd)} | {span(off, nd)} | **{ratio(on, off)}** |")
+    return [*lines, ""]
 
 
 def http_cpu(ht: dict[str, Any]) -> list[str]:
@@ -272,7 +298,12 @@ def fleetlog_internals(res: dict[str, dict[str, Any]]) -> list[str]:
         "| events/job | verified |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for key, label in ((FLEETLOG, "Fleetlog"), (PREFETCH, prefetch_label(res)), (HTTP, "Fleetlog HTTP")):
+    for key, label in (
+        (FLEETLOG, "Fleetlog"),
+        (PREFETCH, prefetch_label(res)),
+        (HTTP, "Fleetlog HTTP"),
+        (HTTP_QUEUE, "Fleetlog HTTP, hand-over off"),
+    ):
         if key in res:
             lines += _internals_rows(label, res[key]["workloads"])
     return lines if len(lines) > 2 else []
@@ -485,7 +516,7 @@ def detail_rows(res: dict[str, dict[str, Any]]) -> list[str]:
         return [f"(detailed rows unavailable: {exc})"]
     hdr = ["peer", "version", "workload", "setup", "median", "min", "max", "notes"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "|".join(["---"] * len(hdr)) + "|"]
-    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG, PREFETCH, HTTP]
+    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG, PREFETCH, HTTP, HTTP_QUEUE]
     for key in [*known, *sorted(set(res) - set(known))]:
         if key in res:
             for row in make_report.rows_for(res[key], key + ".json"):
@@ -521,7 +552,7 @@ def warnings(res: dict[str, dict[str, Any]], session: dict[str, Any]) -> list[st
     }
     if len(keys) > 1:
         out.append("> **Warning:** the result files differ in N/PROCS/CONC/REPEATS/W3 settings.")
-    for key in (FLEETLOG, PREFETCH, HTTP, STRICT, IDIOMATIC):
+    for key in (FLEETLOG, PREFETCH, HTTP, HTTP_QUEUE, STRICT, IDIOMATIC):
         for r, v in enumerate(res.get(key, {}).get("workloads", {}).get("w2_drain", {}).get("verify") or []):
             if isinstance(v, dict) and not v.get("ok"):
                 out.append(f"> **Verification FAILED**: {key} W2 run {r}: {json.dumps(v)}")

@@ -60,9 +60,10 @@ SERVER_POOL=${SERVER_POOL:-}
 ANALYTICS_REPEATS=${ANALYTICS_REPEATS:-$REPEATS}
 ANALYTICS_BASELINE=${ANALYTICS_BASELINE:-0}
 ANALYTICS_ARGS=${ANALYTICS_ARGS:-}
-STEPS=${STEPS:-"pgbench pgqueuer pgqueuer-idiomatic fleetlog fleetlog-prefetch fleetlog-http analytics report"}
+STEPS=${STEPS:-"pgbench pgqueuer pgqueuer-idiomatic fleetlog fleetlog-prefetch fleetlog-http fleetlog-http-queue analytics report"}
 PYTHON=${PYTHON:-python3}
 FLEETLOG_PY=$ROOT/.venv/bin/python
+FLEETLOG_BIN=$ROOT/.venv/bin/fleetlog
 PEERS_VENV=$ROOT/bench/.peers-venv
 PEERS_PY=$PEERS_VENV/bin/python
 export PYTHONDONTWRITEBYTECODE=1  # the peers' directory is read-only
@@ -183,6 +184,14 @@ for step in $STEPS; do
       # shellcheck disable=SC2086
       "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" "${http_args[@]}" \
           --out "$OUT_DIR/fleetlog-http.json" --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
+    fleetlog-http-queue)
+      # The HTTP path with the hand-over off (`fleetlog serve --no-handoff`): every job goes
+      # through the queue and a woken long-poll's claim, as before the hand-over; W2 and W3
+      http_args=(--path http --http-servers "$HTTP_SERVERS" --serve-command "$FLEETLOG_BIN serve --no-handoff")
+      [ -n "$SERVER_POOL" ] && http_args+=(--server-pool "$SERVER_POOL")
+      # shellcheck disable=SC2086
+      "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" "${http_args[@]}" --workloads w2,w3 \
+          --out "$OUT_DIR/fleetlog-http-queue.json" --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
     analytics)
       # The ClickHouse consumer (embedded chDB, on a thread of the bench process) following the log
       # while the W2 drain runs (same workers as the fleetlog step), then rebuilds from the log
