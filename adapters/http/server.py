@@ -4,7 +4,8 @@ On the embedded store unless ``DATABASE_URL`` (or ``--database-url``) is set. SI
 or SIGINT: stop accepting connections, answer waiting long-polls at once, let requests
 in flight finish (up to ``--grace-seconds``), stop the reaper and scheduler, close the
 store. Prints one line ``fleetlog listening on http://HOST:PORT`` to stdout when ready
-(``--port 0`` picks a free port; the line says which).
+(``--port 0`` picks a free port; the line says which). ``--processes N`` serves the one
+socket from N processes (``processes.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -24,6 +25,7 @@ from adapters.analytics.runtime import AnalyticsRuntime
 from adapters.auth import TokenAuthority, load_secret
 from adapters.bootstrap import Settings, analytics_settings, build_app
 from adapters.http.app import DEFAULT_MAX_BODY_BYTES, ApiConfig, create_app
+from adapters.http.processes import Supervisor
 from adapters.http.waiting import WorkBroadcaster
 from coordinator.reaper import ReaperConfig
 from domain.errors import DomainError
@@ -38,7 +40,17 @@ def parser() -> argparse.ArgumentParser:
     store = p.add_mutually_exclusive_group()
     store.add_argument("--data-dir", type=Path, help="embedded store directory (default $FLEETLOG_DATA_DIR)")
     store.add_argument("--database-url", help="postgresql://... (default $DATABASE_URL)")
-    p.add_argument("--pool-size", type=int, default=None, help="PostgreSQL connections kept open")
+    p.add_argument(
+        "--pool-size", type=int, default=None, help="PostgreSQL connections kept open (per process)"
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        choices=range(1, 65),
+        metavar="N",
+        help="server processes on the one socket (PostgreSQL only; e.g. one per core). Default 1",
+    )
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--reaper-interval", type=float, default=None, help="seconds between reaper passes")
     p.add_argument("--no-background", action="store_true", help="do not run the reaper and scheduler here")
@@ -120,25 +132,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = settings_for(args)
-        authority = TokenAuthority(
-            load_secret(os.environ, settings.data_dir, embedded=settings.database_url is None)
+        secret = load_secret(os.environ, settings.data_dir, embedded=settings.database_url is None)
+    except DomainError as exc:
+        sys.stderr.write(f"fleetlog serve: {exc.message}\n")
+        return 2
+    if args.processes > 1 and settings.database_url is None:
+        sys.stderr.write(
+            "fleetlog serve: --processes above 1 needs PostgreSQL (set DATABASE_URL or --database-url): "
+            "the embedded store serves one process\n"
         )
+        return 2
+    try:
+        sock = listening_socket(args.host, args.port)
+    except OSError as exc:
+        sys.stderr.write(f"fleetlog serve: cannot listen on {args.host}:{args.port}: {exc.strerror}\n")
+        return 2
+    port = sock.getsockname()[1]
+
+    def announce() -> None:
+        print(f"fleetlog listening on http://{args.host}:{port}", flush=True)
+
+    with sock:
+        if args.processes == 1:
+            return serve(args, settings, secret, sock, leader=True, ready=announce)
+        # Each child serves the socket; only the first runs the background services and
+        # the analytics consumer (an embedded ClickHouse opens in one process only).
+        supervisor = Supervisor(
+            args.processes,
+            lambda index, ready: serve(args, settings, secret, sock, leader=index == 0, ready=ready),
+        )
+        return supervisor.run(announce)
+
+
+def serve(
+    args: argparse.Namespace,
+    settings: Settings,
+    secret: bytes,
+    sock: socket.socket,
+    *,
+    leader: bool,
+    ready: Callable[[], None],
+) -> int:
+    """One server process on ``sock``; ``leader``: it also runs the reaper, the scheduler
+    and the analytics consumer (unless turned off)."""
+    try:
+        authority = TokenAuthority(secret)
         fleet = build_app(settings)
-        analytics = None if args.no_analytics else AnalyticsRuntime(fleet, analytics_settings(settings))
+        analytics = (
+            None if args.no_analytics or not leader else AnalyticsRuntime(fleet, analytics_settings(settings))
+        )
     except DomainError as exc:
         sys.stderr.write(f"fleetlog serve: {exc.message}\n")
         return 2
     try:
         config = ApiConfig(
-            max_body_bytes=args.max_body_bytes, background=not args.no_background, handoff=not args.no_handoff
+            max_body_bytes=args.max_body_bytes,
+            background=leader and not args.no_background,
+            handoff=not args.no_handoff,
         )
         app = create_app(fleet, authority, config, analytics)
-        try:
-            sock = listening_socket(args.host, args.port)
-        except OSError as exc:
-            sys.stderr.write(f"fleetlog serve: cannot listen on {args.host}:{args.port}: {exc.strerror}\n")
-            return 2
-        port = sock.getsockname()[1]
         server = Server(
             uvicorn.Config(
                 app,
@@ -150,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             app.state.broadcaster,
         )
         log.info("store: %s", settings.describe())
-        print(f"fleetlog listening on http://{args.host}:{port}", flush=True)
+        ready()
         server.run(sockets=[sock])
     finally:
         fleet.close()
