@@ -27,6 +27,7 @@ FLEETLOG, STRICT, IDIOMATIC, PGBENCH = "fleetlog", "pgqueuer", "pgqueuer-idiomat
 PREFETCH = "fleetlog-prefetch"
 HTTP = "fleetlog-http"
 HTTP_QUEUE = "fleetlog-http-queue"
+HTTP_PROCS = "fleetlog-http-procs"
 ANALYTICS = "analytics"
 REBUILD_TARGET, LAG_P99_TARGET, ANALYTICS_MIN_EVENTS = 20_000, 1.0, 200_000
 """Issue 4's targets: rebuild >= 20,000 events/s (embedded engine), live lag p99 < 1 s during the
@@ -208,7 +209,7 @@ def http_section(res: dict[str, dict[str, Any]]) -> list[str]:
         ]
     lines += [
         "",
-        *handoff_table(ht, res.get(HTTP_QUEUE)),
+        *variants_table(res, ht),
         *http_cpu(ht),
         "",
         f"Setup: {ht.get('setup', '-')}. W1 bulk: {w_api(ht, 'w1_bulk')}; "
@@ -218,17 +219,27 @@ def http_section(res: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def handoff_table(ht: dict[str, Any], queue: dict[str, Any] | None) -> list[str]:
-    """The hand-over's effect: the HTTP path with it (the default) and without it
-    (step ``fleetlog-http-queue``: ``fleetlog serve --no-handoff``), same session."""
-    if queue is None:
+def variants_table(res: dict[str, dict[str, Any]], ht: dict[str, Any]) -> list[str]:
+    """The HTTP path's variants in the same session: the default (one process, hand-over
+    on), hand-over off (step ``fleetlog-http-queue``, ``serve --no-handoff``) and several
+    server processes (step ``fleetlog-http-procs``, ``serve --processes N``), beside
+    PgQueuer strict."""
+    variants = [
+        (k, label) for k, label in ((HTTP_QUEUE, "hand-over off"), (HTTP_PROCS, procs_label(res))) if k in res
+    ]
+    if not variants:
         return []
+    st = res.get(STRICT)
+    head = " | ".join(["HTTP default", *(label for _, label in variants)])
+    ratios = " | ".join(f"**{label} / default**" for _, label in variants)
     lines = [
-        "Hand-over (a submit claims for a long-poll waiting on the same server, in its own "
-        "transaction) on, the default, and off (step `fleetlog-http-queue`, `fleetlog serve --no-handoff`):",
+        "The HTTP path's variants, same session: the default (one `fleetlog serve` process, hand-over on), "
+        "hand-over off (step `fleetlog-http-queue`: `serve --no-handoff`, every job through the queue and a "
+        "woken long-poll's claim) and several server processes on one socket (step `fleetlog-http-procs`: "
+        "`serve --processes N`, hand-over on).",
         "",
-        "| workload | HTTP, hand-over on | HTTP, hand-over off | on / off |",
-        "|---|---|---|---|",
+        f"| workload | {head} | {ratios} | **each / PgQueuer strict** |",
+        "|---" * (2 + 2 * len(variants) + 1) + "|",
     ]
     for key, label, nd in (
         ("w2", "W2 drain (jobs/s)", 0),
@@ -237,9 +248,21 @@ def handoff_table(ht: dict[str, Any], queue: dict[str, Any] | None) -> list[str]
         ("p99", "W3 latency p99 (ms)", 1),
         ("rate", "W3 achieved rate (jobs/s)", 1),
     ):
-        on, off = metric(ht, key), metric(queue, key)
-        lines.append(f"| {label} | {span(on, nd)} | {span(off, nd)} | **{ratio(on, off)}** |")
+        base = metric(ht, key)
+        cells = [span(base, nd), *(span(metric(res[k], key), nd) for k, _ in variants)]
+        rel = [f"**{ratio(metric(res[k], key), base)}**" for k, _ in variants]
+        vs_strict = " / ".join(
+            ratio(metric(d, key), metric(st, key)) for d in [ht, *(res[k] for k, _ in variants)]
+        )
+        lines.append(f"| {label} | {' | '.join(cells)} | {' | '.join(rel)} | {vs_strict} |")
     return [*lines, ""]
+
+
+def procs_label(res: dict[str, dict[str, Any]]) -> str:
+    command = res.get(HTTP_PROCS, {}).get("args", {}).get("serve_command") or ""
+    words = command.split()
+    n = words[words.index("--processes") + 1] if "--processes" in words[:-1] else "N"
+    return f"{n} server processes"
 
 
 def http_cpu(ht: dict[str, Any]) -> list[str]:
@@ -303,6 +326,7 @@ def fleetlog_internals(res: dict[str, dict[str, Any]]) -> list[str]:
         (PREFETCH, prefetch_label(res)),
         (HTTP, "Fleetlog HTTP"),
         (HTTP_QUEUE, "Fleetlog HTTP, hand-over off"),
+        (HTTP_PROCS, "Fleetlog HTTP, several server processes"),
     ):
         if key in res:
             lines += _internals_rows(label, res[key]["workloads"])
@@ -516,7 +540,7 @@ def detail_rows(res: dict[str, dict[str, Any]]) -> list[str]:
         return [f"(detailed rows unavailable: {exc})"]
     hdr = ["peer", "version", "workload", "setup", "median", "min", "max", "notes"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "|".join(["---"] * len(hdr)) + "|"]
-    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG, PREFETCH, HTTP, HTTP_QUEUE]
+    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG, PREFETCH, HTTP, HTTP_QUEUE, HTTP_PROCS]
     for key in [*known, *sorted(set(res) - set(known))]:
         if key in res:
             for row in make_report.rows_for(res[key], key + ".json"):
@@ -552,7 +576,7 @@ def warnings(res: dict[str, dict[str, Any]], session: dict[str, Any]) -> list[st
     }
     if len(keys) > 1:
         out.append("> **Warning:** the result files differ in N/PROCS/CONC/REPEATS/W3 settings.")
-    for key in (FLEETLOG, PREFETCH, HTTP, HTTP_QUEUE, STRICT, IDIOMATIC):
+    for key in (FLEETLOG, PREFETCH, HTTP, HTTP_QUEUE, HTTP_PROCS, STRICT, IDIOMATIC):
         for r, v in enumerate(res.get(key, {}).get("workloads", {}).get("w2_drain", {}).get("verify") or []):
             if isinstance(v, dict) and not v.get("ok"):
                 out.append(f"> **Verification FAILED**: {key} W2 run {r}: {json.dumps(v)}")

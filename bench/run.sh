@@ -56,11 +56,12 @@ PRODUCERS=${PRODUCERS:-4}
 FLEETLOG_ARGS=${FLEETLOG_ARGS:-}
 PREFETCH=${PREFETCH:-16}
 HTTP_SERVERS=${HTTP_SERVERS:-1}
+SERVER_PROCESSES=${SERVER_PROCESSES:-2}
 SERVER_POOL=${SERVER_POOL:-}
 ANALYTICS_REPEATS=${ANALYTICS_REPEATS:-$REPEATS}
 ANALYTICS_BASELINE=${ANALYTICS_BASELINE:-0}
 ANALYTICS_ARGS=${ANALYTICS_ARGS:-}
-STEPS=${STEPS:-"pgbench pgqueuer pgqueuer-idiomatic fleetlog fleetlog-prefetch fleetlog-http fleetlog-http-queue analytics report"}
+STEPS=${STEPS:-"pgbench pgqueuer pgqueuer-idiomatic fleetlog fleetlog-prefetch fleetlog-http fleetlog-http-queue fleetlog-http-procs analytics report"}
 PYTHON=${PYTHON:-python3}
 FLEETLOG_PY=$ROOT/.venv/bin/python
 FLEETLOG_BIN=$ROOT/.venv/bin/fleetlog
@@ -76,7 +77,7 @@ exec > >(tee -a "$LOG") 2>&1
 common=(--dsn "$DSN" --n "$N" --n-single "$NS" --procs "$PROCS" --concurrency "$CONC" --repeats "$REPEATS"
         --rate "$RATE" --duration "$DURATION" --producers "$PRODUCERS")
 COMMAND="QUICK=$QUICK N=$N NS=$NS PROCS=$PROCS CONC=$CONC REPEATS=$REPEATS RATE=$RATE DURATION=$DURATION"
-COMMAND+=" PRODUCERS=$PRODUCERS PGBENCH_SECONDS=$PGBENCH_SECONDS PREFETCH=$PREFETCH HTTP_SERVERS=$HTTP_SERVERS"
+COMMAND+=" PRODUCERS=$PRODUCERS PGBENCH_SECONDS=$PGBENCH_SECONDS PREFETCH=$PREFETCH HTTP_SERVERS=$HTTP_SERVERS SERVER_PROCESSES=$SERVER_PROCESSES"
 [ -n "$SERVER_POOL" ] && COMMAND+=" SERVER_POOL=$SERVER_POOL"
 COMMAND+=" STEPS=\"$STEPS\""
 [ -n "$FLEETLOG_ARGS" ] && COMMAND+=" FLEETLOG_ARGS=\"$FLEETLOG_ARGS\""
@@ -192,6 +193,15 @@ for step in $STEPS; do
       # shellcheck disable=SC2086
       "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" "${http_args[@]}" --workloads w2,w3 \
           --out "$OUT_DIR/fleetlog-http-queue.json" --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
+    fleetlog-http-procs)
+      # The HTTP path with `fleetlog serve --processes $SERVER_PROCESSES` (one socket, that many
+      # server processes; hand-over on); W2 and W3
+      http_args=(--path http --http-servers "$HTTP_SERVERS"
+                 --serve-command "$FLEETLOG_BIN serve --processes $SERVER_PROCESSES")
+      [ -n "$SERVER_POOL" ] && http_args+=(--server-pool "$SERVER_POOL")
+      # shellcheck disable=SC2086
+      "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" "${http_args[@]}" --workloads w2,w3 \
+          --out "$OUT_DIR/fleetlog-http-procs.json" --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
     analytics)
       # The ClickHouse consumer (embedded chDB, on a thread of the bench process) following the log
       # while the W2 drain runs (same workers as the fleetlog step), then rebuilds from the log
