@@ -14,6 +14,7 @@ whole server. Nothing here is specific to HTTP; ``child`` is what a process runs
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -22,6 +23,9 @@ from collections.abc import Callable
 from types import FrameType
 
 log = logging.getLogger("fleetlog.serve")
+
+PR_SET_PDEATHSIG = 1
+"""Linux prctl(2): the signal a process gets when its parent dies."""
 
 Ready = Callable[[], None]
 Child = Callable[[int, Ready], int]
@@ -61,9 +65,11 @@ class Supervisor:
         read, write = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child
             os.close(read)
+            _die_with(parent)
             self._run_child(index, write)
         os.close(write)
         self._pids[pid] = index
@@ -125,3 +131,17 @@ class Supervisor:
             elif code != 0:
                 log.error("server process %d (pid %d) exited %d while stopping", index, pid, code)
                 self._failed = True
+
+
+def _die_with(parent: int) -> None:
+    """SIGTERM this child (a graceful stop) when the supervisor dies, even by SIGKILL,
+    so no server is left serving on its own. Linux only; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -45,7 +45,11 @@ def start(pg_database: str, tmp_path: Path, name: str) -> tuple[FleetlogProcess,
         tmp_path,
         environment({"FLEETLOG_JWT_SECRET": SECRET}),
     )
-    url = server.wait_for_url()
+    try:
+        url = server.wait_for_url()
+    except BaseException:
+        server.close()  # never leave a server (and its children) behind
+        raise
     token = TokenAuthority(SECRET.encode()).issue(
         "t", "acme", ALL_ROLES, ttl_seconds=600, now=datetime.now(UTC)
     )
@@ -108,6 +112,21 @@ def test_a_child_that_dies_stops_the_whole_server(pg_database: str, tmp_path: Pa
         deadline = time.monotonic() + 10
         while not gone(second):
             assert time.monotonic() < deadline, "the other child was left running"
+            time.sleep(0.05)
+    finally:
+        server.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_children_stop_when_the_parent_is_killed(pg_database: str, tmp_path: Path) -> None:
+    server, _, _ = start(pg_database, tmp_path, "serve-2-orphans")
+    try:
+        children = children_of(server.process.pid)
+        assert server.kill() == -signal.SIGKILL
+        deadline = time.monotonic() + 20
+        while not all(gone(c) for c in children):
+            assert time.monotonic() < deadline, "children outlived a killed parent"
             time.sleep(0.05)
     finally:
         server.close()
