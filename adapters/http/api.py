@@ -91,6 +91,11 @@ def _fits(tenant: str, spec: JobSpec) -> Callable[[Wants], bool]:
     return fits
 
 
+def _worker_key(worker: Identity, request: ClaimRequest) -> tuple[Any, ...]:
+    """Which long-polls are the same worker asking again (``WorkBroadcaster.settled``)."""
+    return (worker.subject, worker.tenant, request.factory_id, request.capabilities, request.queues)
+
+
 def _claimable_at_once(spec: JobSpec) -> bool:
     return not spec.deps and (spec.run_at is None or spec.run_at <= datetime.now(UTC))
 
@@ -130,12 +135,15 @@ class Api:
             assert waiter.wants is not None  # only requests that say what they want are reserved
             worker, request = waiter.wants
             claimed: list[ClaimedJob] = []
+            generation = self.broadcaster.generation
             try:
                 result, claimed = await self.run(
                     self.fleet.submit_handing_over, call.identity, spec, worker, request
                 )
             finally:
                 waiter.deliver(claimed)
+            if len(claimed) < request.max_jobs:  # the worker's claim took all it could
+                self.broadcaster.settled(_worker_key(worker, request), generation)
             handed = any(c.job.id == result.job.id for c in claimed)
         if result.outcome != "existing" and not handed:
             self.broadcaster.local([spec.queue])
@@ -209,9 +217,20 @@ class Api:
             jobs = await self.run(self.fleet.claim, call.identity, request)
             return json_response(ClaimResponse(jobs=jobs))
         deadline = time.monotonic() + body.wait_seconds
+        key = _worker_key(call.identity, request)
         with self.broadcaster.waiter(body.queues, wants=(call.identity, request)) as waiter:
+            quiet = min(self.broadcaster.quiet_for(key), body.wait_seconds)
+            if quiet > 0:  # its last claim was short a moment ago and nothing was announced since
+                handed = await waiter.wait(quiet)
+                if handed:
+                    return json_response(ClaimResponse(jobs=handed))
             while True:
+                generation = self.broadcaster.generation
                 jobs = await self.run(self.fleet.claim, call.identity, request)
+                if len(jobs) < body.max_jobs:
+                    self.broadcaster.settled(key, generation)
+                else:
+                    self.broadcaster.unsettled(key)
                 if waiter.woken and (not jobs or len(jobs) == body.max_jobs):
                     waiter.pass_on()  # more work than it took, or work it could not take
                 waiter.rest()

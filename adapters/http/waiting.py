@@ -22,6 +22,17 @@ answers until the submit ``deliver``s what that claim took; the job then reaches
 worker without a notification, a wake-up or a claim transaction of its own. A request is
 reservable only while it waits, and by one submit at a time.
 
+Settled claims: a worker's next long-poll arrives a moment after its last one answered,
+and its first claim would usually find nothing (its previous claim, or the hand-over's,
+was short). The broadcaster keeps a ``generation``, moved on by every notification,
+local write and wake-up, and remembers per worker (subject, tenant, factory, capabilities,
+queues) the generation at which a claim of its came back short. A new long-poll from
+that worker, less than ``QUIET_SECONDS`` after such a claim and with the generation
+unchanged, waits that remainder first (reservable, woken as any waiter) instead of
+claiming at once: nothing announced since says there is work for it. What no
+notification announces (room freed under a seat limit or an in-flight cap, a row a
+concurrent claim had skipped) is found at most ``QUIET_SECONDS`` later.
+
 A notification wakes ONE waiter that wants those queues (not all of them: with many
 workers long-polling, waking everyone for one new job made every other claim an empty
 transaction). The woken request hands the wake-up on (``pass_on``) when its claim came
@@ -37,7 +48,9 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Collection
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Hashable
 from typing import Any, Generic, TypeVar
 
 import psycopg
@@ -47,6 +60,10 @@ from adapters.store.signals import QUEUE_CHANNEL
 log = logging.getLogger("fleetlog.http.waiting")
 
 RECONNECT_SECONDS = 1.0
+QUIET_SECONDS = 0.1
+"""How long after a short claim a worker's next long-poll may wait before claiming."""
+QUIET_KEYS = 10_000
+"""Workers remembered (least recently settled forgotten first)."""
 W = TypeVar("W")
 
 
@@ -130,6 +147,9 @@ class WorkBroadcaster:
         self._waiters: dict[Waiter, None] = {}
         """In arrival order: the longest-waiting request is woken first."""
         self._lock = threading.Lock()
+        self.generation = 0
+        """Moved on whenever work may have become claimable (see the module's doc)."""
+        self._settled: OrderedDict[Hashable, tuple[int, float]] = OrderedDict()
         self._stop = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -182,9 +202,31 @@ class WorkBroadcaster:
         with self._lock:
             self._waiters.pop(waiter, None)
 
+    def settled(self, key: Hashable, generation: int) -> None:
+        """A claim for worker ``key`` that began at ``generation`` came back short."""
+        with self._lock:
+            self._settled[key] = (generation, time.monotonic())
+            self._settled.move_to_end(key)
+            while len(self._settled) > QUIET_KEYS:
+                self._settled.popitem(last=False)
+
+    def unsettled(self, key: Hashable) -> None:
+        """A claim for ``key`` came back full: there may be more for it."""
+        with self._lock:
+            self._settled.pop(key, None)
+
+    def quiet_for(self, key: Hashable) -> float:
+        """Seconds a new long-poll for ``key`` may wait before its first claim (0: claim now)."""
+        with self._lock:
+            found = self._settled.get(key)
+            if found is None or found[0] != self.generation:
+                return 0.0
+            return max(0.0, QUIET_SECONDS - (time.monotonic() - found[1]))
+
     def wake_all(self) -> None:
         """Wake every waiter (shutdown, a lost LISTEN, a retry that may be due). Any thread."""
         with self._lock:
+            self.generation += 1
             targets = list(self._waiters)
         for waiter in targets:
             waiter.wake()
@@ -193,6 +235,7 @@ class WorkBroadcaster:
         """Wake one idle waiter for these queues (None: any queue). Any thread."""
         wanted = None if queues is None else frozenset(queues)
         with self._lock:
+            self.generation += 1
             chosen = next(
                 (w for w in self._waiters if w is not exclude and not w.woken and w.concerns(wanted)), None
             )
@@ -206,6 +249,9 @@ class WorkBroadcaster:
         here too would wake a second waiter for the same job); SQLite has no NOTIFY."""
         if self._url is None:
             self.notify(queues)
+        else:
+            with self._lock:
+                self.generation += 1  # at once: its NOTIFY arrives a moment later
 
     def _listen(self) -> None:
         assert self._url is not None

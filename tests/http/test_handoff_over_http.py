@@ -15,8 +15,10 @@ import pytest
 
 from adapters.bootstrap import Settings
 from adapters.http.app import ApiConfig
+from adapters.http.waiting import QUIET_SECONDS
 from coordinator.identity import Role
 from tests.http.live import LiveServer, serve
+from tests.support import tenant as tenant_identity
 
 
 def poll_once(live: LiveServer, body: dict[str, Any], answered: dict[str, Any]) -> threading.Thread:
@@ -128,3 +130,52 @@ def test_concurrent_submits_and_polls_lease_every_job_exactly_once(live_server: 
         for job_id, _ in submitted[::40]:
             types = [e["type"] for e in reader.get(f"/v1/jobs/{job_id}/events").json()]
             assert types.count("LeaseGranted") == 1
+
+
+def counting_claims(live: LiveServer) -> list[int]:
+    """Count the coordinator claims the server makes (the Api looks ``claim`` up per call)."""
+    calls = [0]
+    claim = live.fleet.claim
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return claim(*args, **kwargs)
+
+    live.fleet.claim = counted  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_worker_polling_again_right_after_a_short_claim_is_handed_work_without_claiming(
+    live_server: LiveServer,
+) -> None:
+    calls = counting_claims(live_server)
+    body = {"factory_id": "f1", "queues": ["q"], "max_jobs": 2}
+    with live_server.as_tenant("acme", Role.WORKER) as worker, live_server.as_tenant("acme") as submitter:
+        assert worker.post("/v1/claim", json={**body, "wait_seconds": 0.05}).json() == {"jobs": []}
+        before = calls[0]
+        answered: dict[str, Any] = {}
+
+        def poll() -> None:
+            answered["response"] = worker.post("/v1/claim", json={**body, "wait_seconds": 5})
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        time.sleep(0.02)  # the poll is waiting, within the quiet after its short claim
+        job = submitter.post("/v1/jobs", json={"queue": "q"}).json()["job"]
+        thread.join(timeout=10)
+    assert [j["job"]["id"] for j in answered["response"].json()["jobs"]] == [job["id"]]
+    assert calls[0] == before, "the poll claimed although nothing had changed"
+
+
+def test_work_nobody_announced_is_still_found_soon_after_a_short_claim(live_server: LiveServer) -> None:
+    body = {"factory_id": "f1", "queues": ["q"]}
+    with live_server.as_tenant("acme", Role.WORKER) as worker:
+        assert worker.post("/v1/claim", json={**body, "wait_seconds": 0.05}).json() == {"jobs": []}
+        # A job this server's broadcaster never hears of (submitted in-process, bypassing the API;
+        # on PostgreSQL its NOTIFY still arrives, on SQLite nothing announces it)
+        job = live_server.fleet.submit(tenant_identity("acme"), {"queue": "q"}).job.id
+        started = time.monotonic()
+        jobs = worker.post("/v1/claim", json={**body, "wait_seconds": 5}).json()["jobs"]
+        waited = time.monotonic() - started
+    assert [j["job"]["id"] for j in jobs] == [str(job)]
+    assert waited < 0.2 + QUIET_SECONDS, f"found after {waited:.3f}s"

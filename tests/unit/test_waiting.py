@@ -4,9 +4,10 @@ the in-process side only)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
-from adapters.http.waiting import WorkBroadcaster
+from adapters.http.waiting import QUIET_KEYS, QUIET_SECONDS, WorkBroadcaster
 
 
 def run(coro: Any) -> Any:
@@ -127,3 +128,46 @@ def test_a_shutdown_does_not_abandon_a_reserved_waiter() -> None:
             return await asyncio.wait_for(waiting, 1)
 
     assert run(scenario()) == ["job"]
+
+
+def test_a_short_claim_settles_its_worker_until_anything_is_announced() -> None:
+    b = broadcaster()
+    b.settled("w1", b.generation)
+    assert 0 < b.quiet_for("w1") <= QUIET_SECONDS
+    assert b.quiet_for("w2") == 0  # another worker
+    for announce in (lambda: b.notify(["q"]), lambda: b.local(["q"]), b.wake_all):
+        b.settled("w1", b.generation)
+        announce()
+        assert b.quiet_for("w1") == 0, "a new generation must end the quiet"
+
+
+def test_a_claim_that_began_before_an_announcement_settles_nothing() -> None:
+    b = broadcaster()
+    began = b.generation
+    b.notify(None)  # work announced while the claim ran: it may not have seen it
+    b.settled("w1", began)
+    assert b.quiet_for("w1") == 0
+
+
+def test_the_quiet_ends_on_its_own_and_a_full_claim_ends_it_at_once() -> None:
+    b = broadcaster()
+    b.settled("w1", b.generation)
+    b.unsettled("w1")
+    assert b.quiet_for("w1") == 0
+    b.settled("w1", b.generation)
+    time.sleep(QUIET_SECONDS + 0.02)
+    assert b.quiet_for("w1") == 0
+
+
+def test_on_postgres_a_local_write_moves_the_generation_at_once() -> None:
+    b = WorkBroadcaster(postgres_url="postgresql://unused", poll_seconds=5)  # never started
+    b.settled("w1", b.generation)
+    b.local(["q"])
+    assert b.quiet_for("w1") == 0
+
+
+def test_settled_workers_are_bounded() -> None:
+    b = broadcaster()
+    for n in range(QUIET_KEYS + 5):
+        b.settled(n, b.generation)
+    assert b.quiet_for(0) == 0 and b.quiet_for(QUIET_KEYS + 4) > 0
