@@ -37,10 +37,30 @@ DRAIN_TARGET, P99_TARGET = 0.5, 1.0
 FULL_N, FULL_REPEATS = 20_000, 3
 
 
+STEP_OF = {PGBENCH: "pgbench"}
+"""A result file's step in bench/run.sh, where the names differ."""
+
+
+def session_steps(results: Path) -> set[str] | None:
+    """The steps the session's command ran (None: unknown, take every file)."""
+    try:
+        command = json.loads((results / "session.json").read_text())["command"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        return None
+    _, found, rest = command.partition('STEPS="')
+    return set(rest.split('"', 1)[0].split()) if found else None
+
+
 def load(results: Path) -> dict[str, dict[str, Any]]:
+    """The session's result files; files of steps the session did not run (left over from
+    an earlier session) are left out, so no ratio mixes two sessions."""
     found = {}
+    steps = session_steps(results)
     for path in sorted(results.glob("*.json")):
         if path.stem == "session":
+            continue
+        if steps is not None and STEP_OF.get(path.stem, path.stem) not in steps:
+            print(f"leave out {path.name}: its step did not run in this session", file=sys.stderr)
             continue
         try:
             found[path.stem] = json.loads(path.read_text())
