@@ -38,6 +38,13 @@ def gone(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def wait_gone(pids: list[int], seconds: float, why: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not all(gone(p) for p in pids):
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
+
+
 def start(pg_database: str, tmp_path: Path, name: str) -> tuple[FleetlogProcess, str, dict[str, str]]:
     server = FleetlogProcess(
         name,
@@ -92,10 +99,7 @@ def test_two_processes_serve_one_socket_and_stop_together_on_sigterm(
         assert answered["ids"] == [*ids, last.json()["job"]["id"]]
         assert float(answered["at"]) - submitted < 1.0  # type: ignore[arg-type]
         assert server.stop(timeout=30) == 0, server.tail()
-        deadline = time.monotonic() + 10
-        while not all(gone(c) for c in children):
-            assert time.monotonic() < deadline, "a child outlived the server"
-            time.sleep(0.05)
+        wait_gone(children, 10, "a child outlived the server")
     finally:
         server.close()
 
@@ -109,10 +113,7 @@ def test_a_child_that_dies_stops_the_whole_server(pg_database: str, tmp_path: Pa
         os.kill(first, signal.SIGKILL)
         assert server.process.wait(30) == 1, server.tail()
         assert "ended on its own" in server.output()
-        deadline = time.monotonic() + 10
-        while not gone(second):
-            assert time.monotonic() < deadline, "the other child was left running"
-            time.sleep(0.05)
+        wait_gone([second], 10, "the other child was left running")
     finally:
         server.close()
 
@@ -124,10 +125,7 @@ def test_children_stop_when_the_parent_is_killed(pg_database: str, tmp_path: Pat
     try:
         children = children_of(server.process.pid)
         assert server.kill() == -signal.SIGKILL
-        deadline = time.monotonic() + 20
-        while not all(gone(c) for c in children):
-            assert time.monotonic() < deadline, "children outlived a killed parent"
-            time.sleep(0.05)
+        wait_gone(children, 20, "children outlived a killed parent")
     finally:
         server.close()
 
