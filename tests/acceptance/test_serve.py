@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.client.processes import FleetlogProcess, environment
+from tests.client.processes import FleetlogProcess, environment, run_fleetlog
 
 
 def token(data_dir: Path, *args: str) -> str:
@@ -114,22 +114,7 @@ def test_token_command_scopes_roles_and_refuses_bad_input(tmp_path: Path) -> Non
 
 
 def test_serve_with_postgres_needs_an_explicit_secret(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "serve",
-            "--port",
-            "0",
-            "--database-url",
-            "postgresql://postgres@127.0.0.1:5432/postgres",
-        ],
-        capture_output=True,
-        text=True,
-        env=environment({}),
-        timeout=60,
-        check=False,
-    )
+    url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    done = run_fleetlog(["serve", "--port", "0", "--database-url", url], environment({}))
     assert done.returncode == 2
     assert "FLEETLOG_JWT_SECRET" in done.stderr

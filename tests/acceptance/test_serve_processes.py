@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -17,7 +15,7 @@ import pytest
 
 from adapters.auth import TokenAuthority
 from coordinator.identity import ALL_ROLES
-from tests.client.processes import FleetlogProcess, environment
+from tests.client.processes import FleetlogProcess, environment, run_fleetlog
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -131,22 +129,6 @@ def test_children_stop_when_the_parent_is_killed(pg_database: str, tmp_path: Pat
 
 
 def test_several_processes_need_postgres(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "serve",
-            "--processes",
-            "2",
-            "--data-dir",
-            str(tmp_path / "d"),
-        ],
-        capture_output=True,
-        text=True,
-        env=environment({}),
-        timeout=60,
-        check=False,
-    )
+    done = run_fleetlog(["serve", "--processes", "2", "--data-dir", str(tmp_path / "d")], environment({}))
     assert done.returncode == 2
     assert "--processes above 1 needs PostgreSQL" in done.stderr

@@ -36,6 +36,20 @@ def environment(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def run_fleetlog(
+    args: Sequence[str], env: Mapping[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``fleetlog ARGS`` to the end, output captured (for commands that should refuse or finish)."""
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        timeout=timeout,
+        check=False,
+    )
+
+
 class FleetlogProcess:
     def __init__(self, name: str, args: Sequence[str], log_dir: Path, env: Mapping[str, str]):
         self.name = name
