@@ -17,7 +17,10 @@ not copied): same arguments, same timing, same JSON. What Fleetlog runs:
     --role worker,submitter``). W1 bulk: POST /v1/jobs/batch with httpx, chunks of
     ``--bulk-chunk`` spread over ``--producers`` concurrent lanes (an AsyncClient each);
     W1 single: POST /v1/jobs per job, one after another (httpx.Client); W3 producer lanes:
-    an httpx.AsyncClient each, POST /v1/jobs. Workers: the same ``Worker`` runtime over
+    POST /v1/jobs, each lane on a kept-alive connection of its own, through ``RawLane``
+    (bench/http_lane.py: a minimal HTTP/1.1 load generator, so that the producer does not
+    take the cores from the server) or, with ``--http-producer httpx``, an
+    httpx.AsyncClient each. Workers: the same ``Worker`` runtime over
     ``HttpPort`` (a ``FleetClient`` with pool concurrency + 4, long-poll claims, assembled
     as ``fleetlog worker --url`` does), worker i talking to server i % servers. The
     server processes' CPU is read from /proc and reported per job.
@@ -84,6 +87,7 @@ from adapters.worker.__main__ import EXTRA_CONNECTIONS  # noqa: E402
 from adapters.worker.direct import DirectPort  # noqa: E402
 from adapters.worker.http_port import DEFAULT_WAIT_SECONDS, HttpPort  # noqa: E402
 from adapters.worker.registry import ANY_QUEUE, claim_queues  # noqa: E402
+from bench.http_lane import RawLane  # noqa: E402
 from coordinator.identity import Identity, Role  # noqa: E402
 from coordinator.submission import MAX_BATCH  # noqa: E402
 from domain.job.events import JobSubmitted, JobSucceeded, LeaseGranted  # noqa: E402
@@ -143,12 +147,16 @@ class _Counting:
         self._lock = threading.Lock()
 
     def claim(self, request: Any) -> Any:
-        jobs = super().claim(request)
-        with self._lock:
-            self.counts["claims"] += 1
-            self.counts["claimed"] += len(jobs)
-            self.counts["empty_claims"] += not jobs
-        return jobs
+        got = 0
+        try:
+            for job in super().claim(request):  # a list, or a claim stream's jobs as they come
+                got += 1
+                yield job
+        finally:
+            with self._lock:
+                self.counts["claims"] += 1
+                self.counts["claimed"] += got
+                self.counts["empty_claims"] += not got
 
     def complete(self, completions: Sequence[Any]) -> Any:
         results = super().complete(completions)
@@ -383,6 +391,25 @@ def _check_submit(response: Any) -> None:
         raise RuntimeError(f"POST /v1/jobs: {response.status_code} {response.text[:300]}")
 
 
+class RawProducer:
+    """A W3 producer lane over HTTP: a ``RawLane`` (one kept-alive connection)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.lane = RawLane(url, token)
+
+    async def open(self) -> RawProducer:
+        await self.lane.open()  # connected before the clock
+        return self
+
+    async def one(self, i: int, t: float) -> None:
+        status, body = await self.lane.post_json("/v1/jobs", spec(i, t))
+        if status not in (200, 201):
+            raise RuntimeError(f"POST /v1/jobs: {status} {body[:300]!r}")
+
+    async def close(self) -> None:
+        await self.lane.close()
+
+
 class HttpProducer:
     """A W3 producer lane over HTTP: an httpx.AsyncClient of its own (one connection)."""
 
@@ -556,11 +583,12 @@ def build(args) -> common.Adapter:  # noqa: PLR0915  (one closure per harness ho
 
     lane_no = [0]
 
-    async def http_make_producer() -> HttpProducer:
+    async def http_make_producer() -> RawProducer | HttpProducer:
         assert servers is not None
         servers.mark()  # W3: server CPU from here to the servers' stop
         lane_no[0] += 1
-        return await HttpProducer(cfg_urls[lane_no[0] % len(cfg_urls)], token).open()
+        lane = RawProducer if args.http_producer == "raw" else HttpProducer
+        return await lane(cfg_urls[lane_no[0] % len(cfg_urls)], token).open()
 
     def verify(n: int) -> dict[str, Any]:
         out = verify_db(fleet_url, n)
@@ -631,7 +659,8 @@ def describe_setup(args, overrides: dict[str, Any], shown: dict[str, Any]) -> st
             f"HTTP path: {args.http_servers} `{args.serve_command or 'fleetlog serve'}` process(es) (pool "
             f"{args.server_pool or 'default'}), FleetClient pool "
             f"{min(200, args.concurrency + EXTRA_CONNECTIONS)}/proc, long-poll claims "
-            f"(wait {DEFAULT_WAIT_SECONDS:g}s)"
+            f"(wait {DEFAULT_WAIT_SECONDS:g}s); W3 producer lanes: "
+            + ("RawLane (bench/http_lane.py)" if args.http_producer == "raw" else "httpx.AsyncClient")
         )
     else:
         where = (
@@ -736,6 +765,12 @@ def main() -> None:
         help="direct: in-process Fleet; http: through `fleetlog serve` (HttpPort workers, httpx producers)",
     )
     p.add_argument("--http-servers", type=int, default=1, help="--path http: `fleetlog serve` processes")
+    p.add_argument(
+        "--http-producer",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="--path http, W3 producer lanes: RawLane (a minimal HTTP/1.1 load generator) or httpx",
+    )
     p.add_argument("--server-pool", type=int, default=None, help="--path http: serve --pool-size")
     p.add_argument(
         "--serve-command",

@@ -233,10 +233,17 @@ def http_section(res: dict[str, dict[str, Any]]) -> list[str]:
         *http_cpu(ht),
         "",
         f"Setup: {ht.get('setup', '-')}. W1 bulk: {w_api(ht, 'w1_bulk')}; "
-        f"W1 single: {w_api(ht, 'w1_single')}. W3 producer lanes: an httpx.AsyncClient each, "
+        f"W1 single: {w_api(ht, 'w1_single')}. W3 producer lanes: {w3_lanes(ht)} each, "
         "POST /v1/jobs (open loop as for the peers).",
     ]
     return lines
+
+
+def w3_lanes(ht: dict[str, Any]) -> str:
+    """The W3 producer's HTTP client (runs before ``--http-producer`` used httpx)."""
+    if ht.get("args", {}).get("http_producer", "httpx") == "raw":
+        return "a RawLane (bench/http_lane.py: a minimal HTTP/1.1 load generator on a kept-alive connection)"
+    return "an httpx.AsyncClient"
 
 
 def variants_table(res: dict[str, dict[str, Any]], ht: dict[str, Any]) -> list[str]:
@@ -652,7 +659,7 @@ def main() -> None:
         "",
         "## HTTP path beside the direct path and PgQueuer (issue 3)",
         "",
-        "The same workloads through `fleetlog serve` (step `fleetlog-http`): producers over httpx, workers "
+        "The same workloads through `fleetlog serve` (step `fleetlog-http`): producers over HTTP, workers "
         "over HTTP (`HttpPort`, as `fleetlog worker --url` runs them), verified from the event log like the "
         "direct W2. Ratios: HTTP median / other median. Server CPU: the `fleetlog serve` process(es) from "
         "/proc (W2: from the end of the pre-fill to the verification; W3: from the first producer lane "
