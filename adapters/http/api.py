@@ -5,17 +5,17 @@ thread under ``limiter``; the event loop only parses, waits and writes).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 from pydantic import BaseModel
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from adapters.http.routing import JSON, Call, Endpoint, ListOf
+from adapters.http.claims import Claims
+from adapters.http.routing import JSON, NDJSON, Call, Endpoint, LinesOf, ListOf
 from adapters.http.schemas import (
     BatchResult,
     BatchSubmit,
@@ -36,7 +36,6 @@ from adapters.http.schemas import (
 )
 from adapters.http.waiting import WorkBroadcaster
 from adapters.submit_schema import SubmitArguments
-from coordinator.claiming import ClaimRequest
 from coordinator.fleet import Fleet
 from coordinator.identity import Identity, Role
 from coordinator.quotas import QuotaView, TenantQuotas
@@ -49,10 +48,12 @@ from coordinator.views import (
     RenewResult,
     RunView,
 )
+from domain.errors import DomainError
 from domain.factory import FactoryReport
 from domain.job import JobSpec
 
 T = TypeVar("T")
+log = logging.getLogger("fleetlog.http")
 
 FACTORIES = ListOf(FactoryView)
 RUNS = ListOf(RunView)
@@ -68,36 +69,14 @@ def json_response(value: BaseModel | list[Any], status: int = 200, adapter: List
     return Response(body, status_code=status, media_type=JSON)
 
 
+def ndjson(jobs: Sequence[ClaimedJob]) -> bytes:
+    return b"".join(job.model_dump_json().encode() + b"\n" for job in jobs)
+
+
 def _reading(identity: Identity) -> Identity:
     """The writer may read back the job it just wrote (a worker-only token answers a
     fenced write with the job's new state, in its own tenant only)."""
     return Identity(identity.subject, identity.tenant, identity.roles | {Role.READER})
-
-
-Wants = tuple[Identity, ClaimRequest]
-"""What a long-polling claim would claim: the worker and its request."""
-
-
-def _fits(tenant: str, spec: JobSpec) -> Callable[[Wants], bool]:
-    """Whether a waiting claim may be offered this tenant's new job (the claim itself
-    decides; this only spares it offers it could never take)."""
-
-    def fits(wants: Wants) -> bool:
-        worker, request = wants
-        scope = worker.scope()
-        caps = request.capabilities
-        return (scope is None or tenant in scope) and (caps is None or set(spec.capabilities) <= set(caps))
-
-    return fits
-
-
-def _worker_key(worker: Identity, request: ClaimRequest) -> tuple[Any, ...]:
-    """Which long-polls are the same worker asking again (``WorkBroadcaster.settled``)."""
-    return (worker.subject, worker.tenant, request.factory_id, request.capabilities, request.queues)
-
-
-def _claimable_at_once(spec: JobSpec) -> bool:
-    return not spec.deps and (spec.run_at is None or spec.run_at <= datetime.now(UTC))
 
 
 class Api:
@@ -105,8 +84,7 @@ class Api:
         self.fleet = fleet
         self.broadcaster = broadcaster
         self.limiter = anyio.CapacityLimiter(threads)
-        self.handoff = handoff
-        """Offer a new job to a waiting long-poll claim in the submit's transaction."""
+        self.claims = Claims(fleet, broadcaster, self.run, handoff=handoff)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self.limiter)
@@ -123,30 +101,7 @@ class Api:
     # -------------------------------------------------------- submitters
 
     async def submit(self, call: Call) -> Response:
-        spec: JobSpec = call.body
-        tenant = call.identity.tenant
-        waiter = None
-        if self.handoff and tenant is not None and _claimable_at_once(spec):
-            waiter = self.broadcaster.reserve(spec.queue, _fits(tenant, spec))
-        if waiter is None:
-            result = await self.run(self.fleet.submit, call.identity, spec)
-            handed = False
-        else:
-            assert waiter.wants is not None  # only requests that say what they want are reserved
-            worker, request = waiter.wants
-            claimed: list[ClaimedJob] = []
-            generation = self.broadcaster.generation
-            try:
-                result, claimed = await self.run(
-                    self.fleet.submit_handing_over, call.identity, spec, worker, request
-                )
-            finally:
-                waiter.deliver(claimed)
-            if len(claimed) < request.max_jobs:  # the worker's claim took all it could
-                self.broadcaster.settled(_worker_key(worker, request), generation)
-            handed = any(c.job.id == result.job.id for c in claimed)
-        if result.outcome != "existing" and not handed:
-            self.broadcaster.local([spec.queue])
+        result = await self.claims.submit(call.identity, call.body)
         return json_response(result, 201 if result.outcome == "created" else 200)
 
     async def submit_batch(self, call: Call) -> Response:
@@ -205,44 +160,37 @@ class Api:
 
     async def claim(self, call: Call) -> Response:
         body: ClaimBody = call.body
-        request = ClaimRequest(
-            factory_id=body.factory_id,
-            capabilities=body.capabilities,
-            max_jobs=body.max_jobs,
-            lease_seconds=body.lease_seconds,
-            queues=body.queues,
-            start=body.start,
+        batches = self.claims.batches(
+            call.identity, body, stream=False, disconnected=call.request.is_disconnected
         )
-        if body.wait_seconds <= 0:
-            jobs = await self.run(self.fleet.claim, call.identity, request)
-            return json_response(ClaimResponse(jobs=jobs))
-        deadline = time.monotonic() + body.wait_seconds
-        key = _worker_key(call.identity, request)
-        with self.broadcaster.waiter(body.queues, wants=(call.identity, request)) as waiter:
-            quiet = min(self.broadcaster.quiet_for(key), body.wait_seconds)
-            if quiet > 0:  # its last claim was short a moment ago and nothing was announced since
-                handed = await waiter.wait(quiet)
-                if handed:
-                    return json_response(ClaimResponse(jobs=handed))
-            while True:
-                generation = self.broadcaster.generation
-                jobs = await self.run(self.fleet.claim, call.identity, request)
-                if len(jobs) < body.max_jobs:
-                    self.broadcaster.settled(key, generation)
-                else:
-                    self.broadcaster.unsettled(key)
-                if waiter.woken and (not jobs or len(jobs) == body.max_jobs):
-                    waiter.pass_on()  # more work than it took, or work it could not take
-                waiter.rest()
-                remaining = deadline - time.monotonic()
-                if jobs or remaining <= 0 or self.broadcaster.closing:
-                    return json_response(ClaimResponse(jobs=jobs))
-                handed = await waiter.wait(min(remaining, self.broadcaster.poll_seconds))
-                if handed:  # a submit claimed for this request in its own transaction
-                    return json_response(ClaimResponse(jobs=handed))
-                if await call.request.is_disconnected():
-                    # Nobody would receive the leases: do not claim for a closed socket.
-                    return json_response(ClaimResponse(jobs=[]))
+        jobs = [job async for batch in batches for job in batch]
+        return json_response(ClaimResponse(jobs=jobs))
+
+    async def claim_stream(self, call: Call) -> Response:
+        """The first batch is awaited here, so that a refusal of the first claim is still
+        an ordinary problem response; the rest is written as it comes. A failure after
+        that ends the stream (logged): the worker's next request meets it again, first."""
+        body: ClaimBody = call.body
+        batches = self.claims.batches(
+            call.identity, body, stream=True, disconnected=call.request.is_disconnected
+        )
+        try:
+            first: list[ClaimedJob] = await anext(batches, [])
+        except BaseException:
+            await batches.aclose()
+            raise
+
+        async def lines() -> AsyncIterator[bytes]:
+            try:
+                yield ndjson(first)
+                async for batch in batches:
+                    yield ndjson(batch)
+            except DomainError as exc:
+                log.warning("claim stream for %s ended early: %s", body.factory_id, exc.message)
+            finally:
+                await batches.aclose()
+
+        return StreamingResponse(lines(), media_type=NDJSON)
 
     async def patch_job(self, call: Call) -> Response:
         body: PatchJob = call.body
@@ -451,6 +399,22 @@ class Api:
                 {200: ClaimResponse, **common, 409: Problem, 422: Problem},
                 body=ClaimBody,
                 tag="workers",
+            ),
+            Endpoint(
+                "POST",
+                "/v1/claim/stream",
+                "claim_jobs_stream",
+                "Lease jobs as they come, on one request (NDJSON).",
+                self.claim_stream,
+                Role.WORKER,
+                {200: LinesOf(ClaimedJob), **common, 409: Problem, 422: Problem},
+                body=ClaimBody,
+                tag="workers",
+                description="The claim of POST /v1/claim, answered as a stream: each leased job is "
+                "written as one line as soon as it is leased (handed over by a submit, or claimed "
+                "when work is announced), and the stream ends once max_jobs jobs were written or "
+                "wait_seconds have passed. A worker keeps one stream open instead of asking again "
+                "after every job. A refusal before the first job is an ordinary problem response.",
             ),
             Endpoint(
                 "POST",

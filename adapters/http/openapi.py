@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from adapters.http.problems import PROBLEM_JSON
-from adapters.http.routing import JSON, Endpoint, ListOf
+from adapters.http.routing import JSON, NDJSON, Endpoint, LinesOf, ListOf
 from adapters.http.schemas import Problem
 
 REF = "#/components/schemas/{model}"
@@ -24,7 +24,7 @@ def document(endpoints: Sequence[Endpoint], *, version: str, max_body_bytes: int
         if ep.body_schema is not None:
             pairs.append((ep.body_schema, "validation"))
         for schema in ep.responses.values():
-            model = schema.model if isinstance(schema, ListOf) else schema
+            model = schema.model if isinstance(schema, ListOf | LinesOf) else schema
             if model is not None:
                 pairs.append((model, "serialization"))
     pairs.append((Problem, "serialization"))
@@ -145,6 +145,12 @@ def _responses(ep: Endpoint, ref: Any, max_body_bytes: int) -> dict[str, Any]:
         elif isinstance(schema, ListOf):
             body = {"type": "array", "items": ref(schema.model, "serialization")}
             out[str(status)] = {"description": description, "content": {JSON: {"schema": body}}}
+        elif isinstance(schema, LinesOf):
+            out[str(status)] = {
+                "description": f"{description}: a stream of {schema.model.__name__} documents, one "
+                "JSON document per line (NDJSON), each written as it comes",
+                "content": {NDJSON: {"schema": ref(schema.model, "serialization")}},
+            }
         else:
             media = PROBLEM_JSON if schema is Problem else JSON
             out[str(status)] = {

@@ -26,6 +26,7 @@ from coordinator.identity import Identity, Role
 from domain.errors import DomainError
 
 JSON = "application/json"
+NDJSON = "application/x-ndjson"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,15 @@ class ListOf:
         return TypeAdapter(list[self.model]).dump_json(items)  # type: ignore[name-defined]
 
 
-Schema = type[BaseModel] | ListOf | None
+@dataclass(frozen=True)
+class LinesOf:
+    """A streamed response: ``model`` documents, one JSON document per line (NDJSON),
+    written as they come."""
+
+    model: type[BaseModel]
+
+
+Schema = type[BaseModel] | ListOf | LinesOf | None
 """A response body's model (None: no body)."""
 
 

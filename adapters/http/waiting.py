@@ -1,7 +1,9 @@
-"""Long-poll claims: wake waiting requests as soon as claimable work may exist.
+"""Waiting claims: wake them as soon as claimable work may exist, or hand them work.
 
-One ``WorkBroadcaster`` per server process fans wake-ups out to any number of waiting
-``POST /v1/claim`` requests (asyncio events, no thread per waiter):
+One ``WorkBroadcaster`` per server process serves any number of waiting claim requests
+(``Waiter``: a long poll, ``POST /v1/claim`` with ``wait_seconds``, or a claim stream,
+``POST /v1/claim/stream``), on asyncio events, with no thread per waiter. Work is
+announced by:
 
 - PostgreSQL: one connection LISTENs on the queue channel (the store NOTIFYs it with
   the queue names when a transaction makes jobs claimable, in any process);
@@ -11,50 +13,57 @@ One ``WorkBroadcaster`` per server process fans wake-ups out to any number of wa
   or retry backoff comes due send no notification, and on SQLite another process's
   submits send none either.
 
-A wake-up is a hint, never a promise: the woken request claims again and, finding
-nothing, waits again until its deadline.
+A wake-up is a hint, never a promise: the woken request claims and, finding nothing,
+waits again until its deadline.
+
+Wake-ups. A notification wakes ONE idle waiter that wants those queues (not all of them:
+with many workers waiting, waking everyone for one new job made every other claim an
+empty transaction). When none is idle (all are claiming, held by submits, or between
+two polls), the announcement is kept as a token, one per set of queues: a claim sees
+every job committed before it, so a burst costs one claim more, not one per job. The
+next waiter for those queues to wait takes the token and claims at once. The woken
+request hands its wake-up on (``pass_on``) when its claim came back full (there may be
+more work: kept as a token if nobody is idle) or empty (someone else took it, or its
+capabilities did not fit: only to someone idle). Shutdowns, reconnects and retries call
+``wake_all``. On PostgreSQL the API's own writes do not poke the broadcaster (``local``):
+their NOTIFY arrives anyway, and both would wake two.
 
 Hand-over ("sync match", as Temporal's matching does it): a submit through this server
 may ``reserve`` a waiting request that could take its job (its tenant and queue; its
 capabilities when the request names them) and claim for it inside the submit's own
-transaction (``Fleet.submit_handing_over``). The reserved request neither claims nor
-answers until the submit ``deliver``s what that claim took; the job then reaches the
-worker without a notification, a wake-up or a claim transaction of its own. A request is
-reservable only while it waits, and by one submit at a time.
+transaction (``Fleet.submit_handing_over``), within the reservation's budget (see
+``waiter.py``). The request neither claims nor answers until the submit ``deliver``s what
+that claim took; the job then reaches the worker without a notification, a wake-up or a
+claim transaction of its own. A request is reservable while it waits, by several submits
+at once within what it asked for, so submits arriving together all go to waiting
+workers instead of the queue; a first hand-over can still take queued jobs with the new
+one (a backlog drains through hand-overs too). A submit picks a request nobody holds yet
+when there is one (the work spreads over the workers).
 
-Settled claims: a worker's next long-poll arrives a moment after its last one answered,
-and its first claim would usually find nothing (its previous claim, or the hand-over's,
-was short). The broadcaster keeps a ``generation``, moved on by every notification,
-local write and wake-up, and remembers per worker (subject, tenant, factory, capabilities,
-queues) the generation at which a claim of its came back short. A new long-poll from
-that worker, less than ``QUIET_SECONDS`` after such a claim and with the generation
-unchanged, waits that remainder first (reservable, woken as any waiter) instead of
-claiming at once: nothing announced since says there is work for it. What no
+Settled claims: a worker's next claim request arrives a moment after its last one
+answered, and claiming at once would usually find nothing (its previous claim, or the
+hand-over's, was short). The broadcaster remembers per worker (subject, tenant, factory,
+capabilities, queues) when a claim of its came back short. A new request from that
+worker less than ``QUIET_SECONDS`` later waits that remainder first (reservable, and
+woken as any waiter, by a notification or a token) instead of claiming at once. What no
 notification announces (room freed under a seat limit or an in-flight cap, a row a
-concurrent claim had skipped) is found at most ``QUIET_SECONDS`` later.
-
-A notification wakes ONE waiter that wants those queues (not all of them: with many
-workers long-polling, waking everyone for one new job made every other claim an empty
-transaction). The woken request hands the wake-up on (``pass_on``) when its claim came
-back full (there may be more work) or empty (someone else took it, or its capabilities did
-not fit), so a burst still reaches every waiter it needs. Shutdowns, reconnects and
-retries call ``wake_all``. On PostgreSQL the API's own writes do not
-poke the broadcaster (``local``): their NOTIFY arrives anyway, and both would wake two.
+concurrent claim had skipped) is found at most ``QUIET_SECONDS`` later. An announcement
+made while a claim runs is not seen by that claim, and does not wake the claimer either
+(it is not idle): it wakes another waiter, or stays a token for the next wait.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 
+from adapters.http.waiter import Waiter
 from adapters.store.signals import QUEUE_CHANNEL
 
 log = logging.getLogger("fleetlog.http.waiting")
@@ -64,80 +73,10 @@ QUIET_SECONDS = 0.1
 """How long after a short claim a worker's next long-poll may wait before claiming."""
 QUIET_KEYS = 10_000
 """Workers remembered (least recently settled forgotten first)."""
+MAX_TOKENS = 64
+"""Sets of queues with an announcement kept while no waiter was idle (the oldest is
+dropped past it; a waiter still finds its work within ``poll_seconds``)."""
 W = TypeVar("W")
-
-
-class Waiter(Generic[W]):
-    def __init__(self, broadcaster: WorkBroadcaster, queues: Collection[str] | None, wants: W | None = None):
-        self._broadcaster = broadcaster
-        self.queues = None if queues is None else frozenset(queues)
-        self.wants = wants
-        """What the waiting request would claim (the API's; None: not reservable)."""
-        self._event = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-        self.woken = False
-        """Woken and not yet back to waiting: the next wake-up goes to someone else."""
-        self.idle = False
-        """Inside ``wait``: it may be reserved."""
-        self._delivery: asyncio.Future[list[Any]] | None = None
-
-    def concerns(self, queues: frozenset[str] | None) -> bool:
-        return queues is None or self.queues is None or not self.queues.isdisjoint(queues)
-
-    def wake(self) -> None:
-        self.woken = True
-        self._loop.call_soon_threadsafe(self._event.set)
-
-    async def wait(self, timeout: float) -> list[Any] | None:
-        """Until woken (since the last wait), or ``timeout``, whichever comes first; if
-        a submit reserved this request meanwhile, until it delivers: what it claimed
-        here (None: nothing was delivered, claim as usual)."""
-        self.idle = True
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), timeout=max(0.0, timeout))
-        finally:
-            self.idle = False  # from here on nobody may reserve it
-            self._event.clear()
-        delivery = self._delivery
-        if delivery is None:
-            return None
-        try:
-            # Shielded: a cancelled request leaves the delivery to its submit (what that
-            # claimed then waits for its lease to expire, as any answer lost on the way).
-            return (await asyncio.shield(delivery)) or None
-        finally:
-            self._delivery = None  # only now: ``deliver`` resolves this very future
-
-    def reserve(self) -> None:
-        """Taken by one submit (called under the broadcaster's lock, on the loop)."""
-        self.woken = True
-        self._delivery = self._loop.create_future()
-
-    def deliver(self, jobs: list[Any]) -> None:
-        """The reserving submit is done: hand over what it claimed here ([] for nothing)
-        and let the request go on. On the event loop."""
-        delivery = self._delivery
-        if delivery is not None and not delivery.done():
-            delivery.set_result(jobs)
-        self._event.set()
-
-    def rest(self) -> None:
-        """Back to waiting (after a claim): eligible for the next wake-up again."""
-        self.woken = False
-
-    def pass_on(self) -> None:
-        """Hand a wake-up to another waiter for the same queues (see the module's doc)."""
-        self._broadcaster.notify(self.queues, exclude=self)
-
-    def close(self) -> None:
-        self._broadcaster.remove(self)
-
-    def __enter__(self) -> Waiter[W]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class WorkBroadcaster:
@@ -147,9 +86,10 @@ class WorkBroadcaster:
         self._waiters: dict[Waiter, None] = {}
         """In arrival order: the longest-waiting request is woken first."""
         self._lock = threading.Lock()
-        self.generation = 0
-        """Moved on whenever work may have become claimable (see the module's doc)."""
-        self._settled: OrderedDict[Hashable, tuple[int, float]] = OrderedDict()
+        self._tokens: OrderedDict[frozenset[str] | None, None] = OrderedDict()
+        """The queues of announcements no waiter was idle to take, oldest first (None:
+        any queue)."""
+        self._settled: OrderedDict[Hashable, float] = OrderedDict()
         self._stop = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -180,32 +120,44 @@ class WorkBroadcaster:
             self._thread.join(timeout=5)
         self.wake_all()
 
-    def waiter(self, queues: Collection[str] | None, wants: W | None = None) -> Waiter[W]:
+    def waiter(
+        self,
+        queues: Collection[str] | None,
+        wants: W | None = None,
+        capacity: int = 1,
+        *,
+        stream: bool = False,
+    ) -> Waiter[W]:
         """Register before the first claim attempt, so no wake-up in between is missed."""
-        waiter: Waiter[W] = Waiter(self, queues, wants)
+        waiter: Waiter[W] = Waiter(self, queues, wants, capacity, stream=stream)
         with self._lock:
             self._waiters[waiter] = None
         return waiter
 
-    def reserve(self, queue: str, fits: Callable[[W], bool]) -> Waiter[W] | None:
-        """The longest-waiting idle request for ``queue`` whose ``wants`` ``fits``,
-        reserved for one submit, which must ``deliver`` to it. On the event loop."""
+    def reserve(self, queue: str, fits: Callable[[W], bool]) -> tuple[Waiter[W], int] | None:
+        """A reservable request for ``queue`` whose ``wants`` ``fits``, reserved for one
+        submit, which must ``deliver`` to it: the longest-waiting one nobody holds yet,
+        else the longest-waiting one with room for another hand-over; with the
+        reservation's budget. On the event loop."""
         wanted = frozenset((queue,))
         with self._lock:
+            shared: Waiter[W] | None = None
             for w in self._waiters:
-                if w.idle and not w.woken and w.wants is not None and w.concerns(wanted) and fits(w.wants):
-                    w.reserve()
-                    return w
-        return None
+                if not (w.reservable and w.concerns(wanted) and fits(w.wants)):  # type: ignore[arg-type]
+                    continue
+                if not w.reserved:
+                    return w, w.reserve()
+                shared = shared or w
+            return None if shared is None else (shared, shared.reserve())
 
     def remove(self, waiter: Waiter) -> None:
         with self._lock:
             self._waiters.pop(waiter, None)
 
-    def settled(self, key: Hashable, generation: int) -> None:
-        """A claim for worker ``key`` that began at ``generation`` came back short."""
+    def settled(self, key: Hashable) -> None:
+        """A claim for worker ``key`` came back short."""
         with self._lock:
-            self._settled[key] = (generation, time.monotonic())
+            self._settled[key] = time.monotonic()
             self._settled.move_to_end(key)
             while len(self._settled) > QUIET_KEYS:
                 self._settled.popitem(last=False)
@@ -218,40 +170,66 @@ class WorkBroadcaster:
     def quiet_for(self, key: Hashable) -> float:
         """Seconds a new long-poll for ``key`` may wait before its first claim (0: claim now)."""
         with self._lock:
-            found = self._settled.get(key)
-            if found is None or found[0] != self.generation:
+            since = self._settled.get(key)
+            if since is None:
                 return 0.0
-            return max(0.0, QUIET_SECONDS - (time.monotonic() - found[1]))
+            return max(0.0, QUIET_SECONDS - (time.monotonic() - since))
+
+    @property
+    def tokens(self) -> int:
+        with self._lock:
+            return len(self._tokens)
 
     def wake_all(self) -> None:
         """Wake every waiter (shutdown, a lost LISTEN, a retry that may be due). Any thread."""
         with self._lock:
-            self.generation += 1
             targets = list(self._waiters)
         for waiter in targets:
             waiter.wake()
 
-    def notify(self, queues: Collection[str] | None, *, exclude: Waiter | None = None) -> None:
-        """Wake one idle waiter for these queues (None: any queue). Any thread."""
+    def notify(
+        self, queues: Collection[str] | None, *, exclude: Waiter | None = None, keep: bool = True
+    ) -> None:
+        """Wake one idle waiter for these queues (None: any queue); with none idle, keep
+        the announcement as a token for the next waiter (``keep``). Any thread."""
         wanted = None if queues is None else frozenset(queues)
         with self._lock:
-            self.generation += 1
             chosen = next(
-                (w for w in self._waiters if w is not exclude and not w.woken and w.concerns(wanted)), None
+                (
+                    w
+                    for w in self._waiters
+                    if w is not exclude and w.idle and w.wakeable and w.concerns(wanted)
+                ),
+                None,
             )
             if chosen is not None:
                 chosen.woken = True  # under the lock: two notifications pick two waiters
+            elif keep:
+                self._tokens[wanted] = None
+                if len(self._tokens) > MAX_TOKENS:
+                    self._tokens.popitem(last=False)
         if chosen is not None:
             chosen.wake()
+
+    def _idle(self, waiter: Waiter) -> bool:
+        """``waiter`` begins to wait (under the lock ``notify`` takes, so no announcement
+        falls between the two): True if a token was kept for it (it is woken by it)."""
+        with self._lock:
+            waiter.idle = True
+            if waiter.woken:
+                return False
+            for token in self._tokens:
+                if waiter.concerns(token):
+                    del self._tokens[token]
+                    waiter.woken = True
+                    return True
+            return False
 
     def local(self, queues: Collection[str] | None) -> None:
         """This process made work claimable. On PostgreSQL its NOTIFY will say so (waking
         here too would wake a second waiter for the same job); SQLite has no NOTIFY."""
         if self._url is None:
             self.notify(queues)
-        else:
-            with self._lock:
-                self.generation += 1  # at once: its NOTIFY arrives a moment later
 
     def _listen(self) -> None:
         assert self._url is not None

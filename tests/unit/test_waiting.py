@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from adapters.http.waiting import QUIET_KEYS, QUIET_SECONDS, WorkBroadcaster
+from adapters.http.waiting import MAX_TOKENS, QUIET_KEYS, QUIET_SECONDS, WorkBroadcaster
 
 
 def run(coro: Any) -> Any:
@@ -29,9 +29,8 @@ def test_a_reserved_waiter_gets_what_the_submit_delivers() -> None:
         with b.waiter(["q"], wants="worker-1") as w:
             waiting = asyncio.create_task(w.wait(5))
             await settle()
-            chosen = b.reserve("q", lambda wants: wants == "worker-1")
-            assert chosen is w
-            chosen.deliver(["job"])
+            assert b.reserve("q", lambda wants: wants == "worker-1") == (w, 1)
+            w.deliver(["job"], 1)
             return await asyncio.wait_for(waiting, 1)
 
     assert run(scenario()) == ["job"]
@@ -46,10 +45,10 @@ def test_a_delivery_after_the_waits_timeout_still_arrives() -> None:
         with b.waiter(["q"], wants="w") as w:
             waiting = asyncio.create_task(w.wait(0.05))
             await settle()
-            assert b.reserve("q", lambda _: True) is w
+            assert b.reserve("q", lambda _: True) == (w, 1)
             await asyncio.sleep(0.2)  # past the wait's timeout
             assert not waiting.done(), "the reserved wait returned before its delivery"
-            w.deliver(["job"])
+            w.deliver(["job"], 1)
             return await asyncio.wait_for(waiting, 1)
 
     assert run(scenario()) == ["job"]
@@ -61,9 +60,8 @@ def test_an_empty_delivery_lets_the_request_claim_as_usual() -> None:
         with b.waiter(["q"], wants="w") as w:
             waiting = asyncio.create_task(w.wait(5))
             await settle()
-            reserved = b.reserve("q", lambda _: True)
-            assert reserved is not None
-            reserved.deliver([])
+            assert b.reserve("q", lambda _: True) == (w, 1)
+            w.deliver([], 1)
             return await asyncio.wait_for(waiting, 1)
 
     assert run(scenario()) is None
@@ -85,13 +83,13 @@ def test_only_idle_fitting_waiters_for_the_queue_are_reserved() -> None:
             assert not busy.idle
             waiting = asyncio.create_task(busy.wait(5))
             await settle()
-            assert b.reserve("q", lambda wants: wants == "acme") is busy
-            # Reserved: neither a second submit nor a notification takes it
+            assert b.reserve("q", lambda wants: wants == "acme") == (busy, 1)
+            # Reserved for all it asked for: neither a second submit nor a notification takes it
             assert b.reserve("q", lambda wants: wants == "acme") is None
             b.notify(["q"])
             await settle()
             assert not waiting.done()
-            busy.deliver([])
+            busy.deliver([], 1)
             assert await asyncio.wait_for(waiting, 1) is None
             for t in tasks:
                 t.cancel()
@@ -105,10 +103,10 @@ def test_the_longest_waiting_request_is_reserved_first() -> None:
         with b.waiter(None, wants="a") as first, b.waiter(None, wants="b") as second:
             tasks = [asyncio.create_task(w.wait(5)) for w in (first, second)]
             await settle()
-            assert b.reserve("q", lambda _: True) is first
-            assert b.reserve("q", lambda _: True) is second
-            first.deliver([1])
-            second.deliver([2])
+            assert b.reserve("q", lambda _: True) == (first, 1)
+            assert b.reserve("q", lambda _: True) == (second, 1)
+            first.deliver([1], 1)
+            second.deliver([2], 1)
             assert [await t for t in tasks] == [[1], [2]]
 
     run(scenario())
@@ -120,54 +118,284 @@ def test_a_shutdown_does_not_abandon_a_reserved_waiter() -> None:
         with b.waiter(["q"], wants="w") as w:
             waiting = asyncio.create_task(w.wait(5))
             await settle()
-            assert b.reserve("q", lambda _: True) is w
+            assert b.reserve("q", lambda _: True) == (w, 1)
             b.begin_shutdown()
             await settle()
             assert not waiting.done()
-            w.deliver(["job"])
+            w.deliver(["job"], 1)
             return await asyncio.wait_for(waiting, 1)
 
     assert run(scenario()) == ["job"]
 
 
-def test_a_short_claim_settles_its_worker_until_anything_is_announced() -> None:
+def test_a_request_for_several_jobs_is_shared_by_submits_within_what_it_asked_for() -> None:
+    """Submits arriving together all hand over to one waiting request: each reservation
+    gets half of the room left (at least one), so the budgets add up to its max_jobs."""
+
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=4) as w:
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            budgets = [b.reserve("q", lambda _: True) for _ in range(4)]
+            assert budgets == [(w, 2), (w, 1), (w, 1), None]
+            # The first delivery does not answer while the others are still claiming
+            w.deliver(["a", "b"], 2)
+            await settle()
+            assert not waiting.done() and not w.reservable
+            w.deliver([], 1)
+            await settle()
+            assert not waiting.done()
+            w.deliver(["c"], 1)
+            assert await asyncio.wait_for(waiting, 1) == ["a", "b", "c"]
+
+    run(scenario())
+
+
+def test_a_delivery_with_a_job_closes_the_request_to_new_submits() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=8) as w:
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            assert b.reserve("q", lambda _: True) == (w, 4)
+            w.deliver(["a"], 4)
+            # Room is left, but it is answering now: the next submit goes elsewhere
+            assert b.reserve("q", lambda _: True) is None
+            assert await asyncio.wait_for(waiting, 1) == ["a"]
+
+    run(scenario())
+
+
+def test_empty_deliveries_leave_the_request_waiting_and_give_their_budget_back() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=2) as w:
+            waiting = asyncio.create_task(w.wait(0.3))
+            await settle()
+            assert b.reserve("q", lambda _: True) == (w, 1)
+            assert b.reserve("q", lambda _: True) == (w, 1)
+            w.deliver([], 1)
+            await settle()
+            assert not waiting.done() and w.reserved == 1
+            w.deliver([], 1)
+            # Everything delivered and nothing brought: it claims as usual
+            assert await asyncio.wait_for(waiting, 1) is None
+
+    run(scenario())
+
+
+def test_a_submit_prefers_a_request_nobody_holds() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(None, wants="a", capacity=4) as first, b.waiter(None, wants="b", capacity=4) as second:
+            tasks = [asyncio.create_task(w.wait(5)) for w in (first, second)]
+            await settle()
+            # The work spreads over the workers before any of them takes a second submit
+            assert b.reserve("q", lambda _: True) == (first, 2)
+            assert b.reserve("q", lambda _: True) == (second, 2)
+            assert b.reserve("q", lambda _: True) == (first, 1)
+            first.deliver([1], 2)
+            first.deliver([2], 1)
+            second.deliver([3], 2)
+            assert [await t for t in tasks] == [[1, 2], [3]]
+
+    run(scenario())
+
+
+def test_a_held_request_is_not_woken_by_notifications() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(None, wants="a", capacity=4) as held, b.waiter(None, wants="b") as free:
+            tasks = [asyncio.create_task(w.wait(5)) for w in (held, free)]
+            await settle()
+            assert b.reserve("q", lambda wants: wants == "a") == (held, 2)
+            b.notify(["q"])
+            await settle()
+            assert free.woken and not held.woken
+            held.deliver([1], 2)
+            assert await asyncio.wait_for(tasks[0], 1) == [1]
+            assert await asyncio.wait_for(tasks[1], 1) is None
+
+    run(scenario())
+
+
+def test_a_short_claim_settles_its_worker_for_a_moment() -> None:
     b = broadcaster()
-    b.settled("w1", b.generation)
+    b.settled("w1")
     assert 0 < b.quiet_for("w1") <= QUIET_SECONDS
     assert b.quiet_for("w2") == 0  # another worker
-    for announce in (lambda: b.notify(["q"]), lambda: b.local(["q"]), b.wake_all):
-        b.settled("w1", b.generation)
-        announce()
-        assert b.quiet_for("w1") == 0, "a new generation must end the quiet"
 
 
-def test_a_claim_that_began_before_an_announcement_settles_nothing() -> None:
+def test_an_announcement_ends_a_settled_workers_quiet_wait() -> None:
+    """The quiet is a wait like any other: whatever is announced before or during it
+    (a notification, a local write, a wake-up) ends it at once."""
+
+    async def scenario() -> None:
+        for announce in (
+            lambda b: b.notify(["q"]),
+            lambda b: b.local(["q"]),
+            lambda b: b.wake_all(),
+        ):
+            b = broadcaster()
+            with b.waiter(["q"]) as w:
+                waiting = asyncio.create_task(w.wait(5))
+                await settle()
+                announce(b)
+                assert await asyncio.wait_for(waiting, 1) is None
+                assert w.woken
+
+    run(scenario())
+
+
+def test_an_announcement_nobody_waits_for_is_kept_for_the_next_waiter() -> None:
+    """Announced while the only request claims (or between two polls): it is not lost,
+    and the next wait for those queues takes it and returns at once."""
+
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"]) as claiming, b.waiter(["other"]) as elsewhere:
+            b.notify(["q"])  # nobody idle: kept
+            assert b.tokens == 1
+            other = asyncio.create_task(elsewhere.wait(0.2))
+            await settle()
+            assert b.tokens == 1, "a waiter for other queues does not take it"
+            started = time.monotonic()
+            assert await asyncio.wait_for(claiming.wait(5), 1) is None
+            assert claiming.woken and time.monotonic() - started < 0.5
+            assert b.tokens == 0
+            assert await other is None and not elsewhere.woken
+
+    run(scenario())
+
+
+def test_an_idle_waiter_is_woken_and_nothing_is_kept() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(None) as w:
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            b.notify(["q"])
+            assert await asyncio.wait_for(waiting, 1) is None
+            assert b.tokens == 0
+
+    run(scenario())
+
+
+def test_a_full_claim_hands_its_wake_up_on_and_an_empty_one_only_to_someone_idle() -> None:
     b = broadcaster()
-    began = b.generation
-    b.notify(None)  # work announced while the claim ran: it may not have seen it
-    b.settled("w1", began)
-    assert b.quiet_for("w1") == 0
+
+    async def scenario() -> None:
+        with b.waiter(["q"]) as w:
+            w.pass_on(keep=False)  # an empty claim, nobody idle: nothing kept
+            assert b.tokens == 0
+            w.pass_on(keep=True)  # a full one: kept for the next waiter
+            assert b.tokens == 1
+
+    run(scenario())
+
+
+def test_announcements_for_the_same_queues_are_kept_once() -> None:
+    """A claim sees every job committed before it: a burst of announcements nobody was
+    idle for costs one claim, not one per job."""
+    b = broadcaster()
+    for _ in range(5):
+        b.notify(["q"])
+    b.notify(["other"])
+    b.notify(["q"])
+    assert b.tokens == 2
+
+
+def test_kept_announcements_are_bounded() -> None:
+    b = broadcaster()
+    for n in range(MAX_TOKENS + 10):
+        b.notify([f"q{n}"])
+    assert b.tokens == MAX_TOKENS
 
 
 def test_the_quiet_ends_on_its_own_and_a_full_claim_ends_it_at_once() -> None:
     b = broadcaster()
-    b.settled("w1", b.generation)
+    b.settled("w1")
     b.unsettled("w1")
     assert b.quiet_for("w1") == 0
-    b.settled("w1", b.generation)
+    b.settled("w1")
     time.sleep(QUIET_SECONDS + 0.02)
     assert b.quiet_for("w1") == 0
 
 
-def test_on_postgres_a_local_write_moves_the_generation_at_once() -> None:
+def test_on_postgres_a_local_write_leaves_the_announcement_to_its_notify() -> None:
     b = WorkBroadcaster(postgres_url="postgresql://unused", poll_seconds=5)  # never started
-    b.settled("w1", b.generation)
     b.local(["q"])
-    assert b.quiet_for("w1") == 0
+    assert b.tokens == 0
 
 
 def test_settled_workers_are_bounded() -> None:
     b = broadcaster()
     for n in range(QUIET_KEYS + 5):
-        b.settled(n, b.generation)
+        b.settled(n)
     assert b.quiet_for(0) == 0 and b.quiet_for(QUIET_KEYS + 4) > 0
+
+
+def test_a_stream_takes_each_delivery_at_once_and_stays_reservable_for_the_rest() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=4, stream=True) as w:
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            assert b.reserve("q", lambda _: True) == (w, 2)
+            assert b.reserve("q", lambda _: True) == (w, 1)
+            # The first delivery is answered at once, the other reservation still out
+            w.deliver(["a"], 2)
+            assert await asyncio.wait_for(waiting, 1) == ["a"]
+            assert w.capacity == 3 and w.reserved == 1
+            # Waiting again, it has room for the unused budget: 3 given at most, 1 promised
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            assert w.reservable and w.room == 2
+            assert b.reserve("q", lambda _: True) == (w, 1)
+            w.deliver(["b"], 1)
+            assert await asyncio.wait_for(waiting, 1) == ["b"]
+            assert w.capacity == 2 and w.reserved == 1
+
+    run(scenario())
+
+
+def test_a_stream_ending_waits_for_its_outstanding_reservations() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=2, stream=True) as w:
+            waiting = asyncio.create_task(w.wait(0.05))
+            await settle()
+            assert b.reserve("q", lambda _: True) == (w, 1)
+            assert await waiting is None  # its wait ended with the submit still claiming
+            draining = asyncio.create_task(w.drain())
+            await asyncio.sleep(0.1)
+            assert not draining.done(), "the stream ended before the submit delivered"
+            w.deliver(["late"], 1)
+            assert await asyncio.wait_for(draining, 1) == ["late"]
+
+    run(scenario())
+
+
+def test_budgets_never_promise_more_than_the_capacity() -> None:
+    """Whatever the order of reservations and deliveries, what a waiter may be given
+    (the budgets outstanding plus what it was given) stays within its max_jobs."""
+
+    async def scenario() -> None:
+        for capacity in range(1, 9):
+            b = broadcaster()
+            with b.waiter(None, wants="w", capacity=capacity, stream=True) as w:
+                waiting = asyncio.create_task(w.wait(5))
+                await settle()
+                budgets = []
+                while (reserved := b.reserve("q", lambda _: True)) is not None:
+                    budgets.append(reserved[1])
+                assert sum(budgets) == capacity, (capacity, budgets)
+                assert budgets[0] == (capacity + 1) // 2
+                for budget in budgets:
+                    w.deliver(["job"] * budget, budget)
+                got = await asyncio.wait_for(waiting, 1) or []
+                got += await w.drain()
+                assert len(got) == capacity
+
+    run(scenario())

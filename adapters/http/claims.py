@@ -1,0 +1,182 @@
+"""``Claims``: the API's side of waiting claims: submits that hand their job over, and
+claim requests that wait for work (``waiting.py`` has the mechanism).
+
+``batches`` is one claim request, as a sequence of batches of leased jobs: a long poll
+answers with everything it yields (at most one batch, and what reservations still held
+for it bring); a claim stream writes each batch as it comes, until it has been given
+``max_jobs`` jobs or its wait ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from adapters.http.schemas import ClaimBody
+from adapters.http.waiter import Waiter
+from adapters.http.waiting import WorkBroadcaster
+from coordinator.claiming import ClaimRequest
+from coordinator.fleet import Fleet
+from coordinator.identity import Identity
+from coordinator.views import ClaimedJob, SubmitResult
+from domain.job import JobSpec
+
+T = TypeVar("T")
+Run = Callable[..., Awaitable[Any]]
+"""Runs a synchronous ``Fleet`` call on a worker thread (``Api.run``)."""
+
+Wants = tuple[Identity, ClaimRequest]
+"""What a waiting claim would claim: the worker and its request."""
+
+
+def fits(tenant: str, spec: JobSpec) -> Callable[[Wants], bool]:
+    """Whether a waiting claim may be offered this tenant's new job (the claim itself
+    decides; this only spares it offers it could never take)."""
+
+    def check(wants: Wants) -> bool:
+        worker, request = wants
+        scope = worker.scope()
+        caps = request.capabilities
+        return (scope is None or tenant in scope) and (caps is None or set(spec.capabilities) <= set(caps))
+
+    return check
+
+
+def worker_key(worker: Identity, request: ClaimRequest) -> tuple[Any, ...]:
+    """Which claim requests are the same worker asking again (``WorkBroadcaster.settled``)."""
+    return (worker.subject, worker.tenant, request.factory_id, request.capabilities, request.queues)
+
+
+def at_most(limit: int, request: ClaimRequest) -> ClaimRequest:
+    return request if request.max_jobs <= limit else request.model_copy(update={"max_jobs": limit})
+
+
+def claimable_at_once(spec: JobSpec) -> bool:
+    return not spec.deps and (spec.run_at is None or spec.run_at <= datetime.now(UTC))
+
+
+def claim_request(body: ClaimBody) -> ClaimRequest:
+    return ClaimRequest(
+        factory_id=body.factory_id,
+        capabilities=body.capabilities,
+        max_jobs=body.max_jobs,
+        lease_seconds=body.lease_seconds,
+        queues=body.queues,
+        start=body.start,
+    )
+
+
+class Claims:
+    def __init__(self, fleet: Fleet, broadcaster: WorkBroadcaster, run: Run, *, handoff: bool = True):
+        self.fleet = fleet
+        self.broadcaster = broadcaster
+        self.run = run
+        self.handoff = handoff
+        """Offer a new job to a waiting claim in the submit's transaction."""
+
+    async def submit(self, identity: Identity, spec: JobSpec) -> SubmitResult:
+        """``Fleet.submit``, handing the job to a waiting claim that can take it if one
+        waits here."""
+        tenant = identity.tenant
+        reserved = None
+        if self.handoff and tenant is not None and claimable_at_once(spec):
+            reserved = self.broadcaster.reserve(spec.queue, fits(tenant, spec))
+        if reserved is None:
+            result: SubmitResult = await self.run(self.fleet.submit, identity, spec)
+            handed = False
+        else:
+            waiter, budget = reserved
+            assert waiter.wants is not None  # only requests that say what they want are reserved
+            worker, request = waiter.wants
+            claimed: list[ClaimedJob] = []
+            try:
+                # Within its budget: the submits holding one request never claim more
+                # between them than it asked for.
+                result, claimed = await self.run(
+                    self.fleet.submit_handing_over, identity, spec, worker, at_most(budget, request)
+                )
+            finally:
+                waiter.deliver(claimed, budget)
+            handed = any(c.job.id == result.job.id for c in claimed)
+            key = worker_key(worker, request)
+            if len(claimed) < budget or (handed and len(claimed) == 1):
+                # Nothing else claimable ranks with what it took: the worker's next
+                # request may wait instead of claiming (until anything is announced).
+                self.broadcaster.settled(key)
+            else:
+                self.broadcaster.unsettled(key)  # queued jobs came with it: more may wait
+        if result.outcome != "existing" and not handed:
+            self.broadcaster.local([spec.queue])
+        return result
+
+    async def batches(
+        self,
+        identity: Identity,
+        body: ClaimBody,
+        *,
+        stream: bool,
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+    ) -> AsyncGenerator[list[ClaimedJob], None]:
+        """The jobs one claim request is given, batch by batch (see the module's doc).
+        ``disconnected``: asked after each empty wait; True ends the request (nobody
+        would receive the leases)."""
+        request = claim_request(body)
+        if body.wait_seconds <= 0:
+            yield await self.run(self.fleet.claim, identity, request)
+            return
+        deadline = time.monotonic() + body.wait_seconds
+        key = worker_key(identity, request)
+        wants = (identity, request)
+        with self.broadcaster.waiter(body.queues, wants, body.max_jobs, stream=stream) as waiter:
+            # Its last claim was short a moment ago: wait (reservable) before claiming.
+            first_wait = min(self.broadcaster.quiet_for(key), body.wait_seconds)
+            claim_now = first_wait <= 0
+            while True:
+                if claim_now:
+                    jobs = await self._claim(identity, request, waiter, key)
+                    if jobs:
+                        yield jobs
+                        if not stream:
+                            break
+                if waiter.capacity <= 0 or self.broadcaster.closing:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                timeout = min(remaining, first_wait if first_wait > 0 else self.broadcaster.poll_seconds)
+                first_wait = 0.0
+                handed = await waiter.wait(timeout)
+                if handed:  # submits claimed for this request in their own transactions
+                    yield handed
+                    if not stream:
+                        break
+                    claim_now = False  # a hand-over settles the worker: wait on
+                    continue
+                if disconnected is not None and await disconnected():
+                    break
+                claim_now = True  # woken, or its wait ended: claim
+            # What reservations still outstanding claim is leased to this request.
+            rest = await waiter.drain()
+            if rest:
+                yield rest
+
+    async def _claim(
+        self, identity: Identity, request: ClaimRequest, waiter: Waiter[Wants], key: Any
+    ) -> list[ClaimedJob]:
+        room = waiter.room
+        if room <= 0:
+            return []
+        jobs: list[ClaimedJob] = await self.run(self.fleet.claim, identity, at_most(room, request))
+        waiter.took(len(jobs))
+        full = len(jobs) == room
+        if full:
+            self.broadcaster.unsettled(key)
+        else:
+            self.broadcaster.settled(key)
+        if waiter.woken and (full or not jobs):
+            # More work than it took (kept if nobody waits), or work it could not take
+            waiter.pass_on(keep=full)
+        waiter.rest()
+        return jobs
