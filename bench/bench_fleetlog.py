@@ -21,7 +21,7 @@ not copied): same arguments, same timing, same JSON. What Fleetlog runs:
     (bench/http_lane.py: a minimal HTTP/1.1 load generator, so that the producer does not
     take the cores from the server) or, with ``--http-producer httpx``, an
     httpx.AsyncClient each. Workers: the same ``Worker`` runtime over
-    ``HttpPort`` (a ``FleetClient`` with pool concurrency + 4, long-poll claims, assembled
+    ``HttpPort`` (a ``FleetClient`` with pool concurrency + 4, claim streams, assembled
     as ``fleetlog worker --url`` does), worker i talking to server i % servers. The
     server processes' CPU is read from /proc and reported per job.
   * a dedicated database (``--database``, default fleetlog_bench) on the server of
@@ -206,7 +206,7 @@ def worker_child(idx, cfg, ready, go, stop, lat_path):  # noqa: PLR0917  (the ha
         return {"fleet": fleet, "port": port, "worker": Worker(port, HANDLERS, config), "seq": seq}
 
     def build_http(config: WorkerConfig) -> dict[str, Any]:
-        # As adapters.worker.__main__.over_http assembles it (FleetClient pool, long-poll wait).
+        # As adapters.worker.__main__.over_http assembles it (FleetClient pool, claim streams).
         from adapters.client import FleetClient
         from adapters.worker.__main__ import DEFAULT_REQUEST_TIMEOUT
 
@@ -658,7 +658,7 @@ def describe_setup(args, overrides: dict[str, Any], shown: dict[str, Any]) -> st
         where = (
             f"HTTP path: {args.http_servers} `{args.serve_command or 'fleetlog serve'}` process(es) (pool "
             f"{args.server_pool or 'default'}), FleetClient pool "
-            f"{min(200, args.concurrency + EXTRA_CONNECTIONS)}/proc, long-poll claims "
+            f"{min(200, args.concurrency + EXTRA_CONNECTIONS)}/proc, claim streams "
             f"(wait {DEFAULT_WAIT_SECONDS:g}s); W3 producer lanes: "
             + ("RawLane (bench/http_lane.py)" if args.http_producer == "raw" else "httpx.AsyncClient")
         )

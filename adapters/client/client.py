@@ -275,6 +275,35 @@ class FleetClient:
                     return []
                 raise
 
+    def claim_stream(
+        self,
+        request: ClaimRequest | Mapping[str, Any],
+        *,
+        wait_seconds: float,
+        interrupter: Interrupter,
+    ) -> Iterator[ClaimedJob]:
+        """Lease up to ``max_jobs`` jobs on one request (``POST /v1/claim/stream``): each
+        job as soon as it is leased, for up to ``wait_seconds``. On this thread's
+        long-poll connection; never retried once it may have reached the server (as
+        ``claim``). ``interrupter.fire()`` from another thread ends it at once (what was
+        read stays read). Iterate it to the end: the connection is reused only then."""
+        fields = request.model_dump(exclude_unset=True) if isinstance(request, ClaimRequest) else request
+        body = _wire(_model(ClaimBody, {**fields, "wait_seconds": wait_seconds}, "claim"))
+        with interrupter.watch() as watch:
+            lines = self._session.lines(
+                "POST",
+                "/v1/claim/stream",
+                ClaimedJob.model_validate_json,
+                body=body,
+                wait_seconds=wait_seconds,
+                watch=watch,
+            )
+            try:
+                yield from lines
+            except Unavailable:
+                if not watch.fired:
+                    raise
+
     def renew(self, job_id: UUID | str, epoch: int, lease_seconds: float | None = None) -> RenewResult:
         """Retried like a read: a repeat extends the lease again (one more renewal)."""
         given = (

@@ -1,11 +1,12 @@
 """``Interrupter``: lets another thread cut a long-poll claim short.
 
 A long-poll claim blocks in ``recv`` for up to ``wait_seconds``; a stopping worker must
-not wait that long. Each long poll runs on a connection of its own, and httpx's
-``trace`` request extension hands over the socket as soon as it is connected (or
-wrapped in TLS). ``fire()`` shuts down the sockets of the polls in flight, which wakes
-the blocked ``recv`` at once (``close()`` from another thread would not, on Linux);
-the claim then returns no jobs.
+not wait that long. Each thread long-polls on a connection of its own (``Session``), and
+httpx's ``trace`` request extension hands over its socket as soon as it is connected (or
+wrapped in TLS); a poll on the same connection later is ``attach``ed to the socket it
+remembered. ``fire()`` shuts down the sockets of the polls in flight, which wakes the
+blocked ``recv`` at once (``close()`` from another thread would not, on Linux); the
+claim then returns no jobs, and that connection is not used again.
 
 The race this leaves: the server may grant leases in the instant before the socket
 goes down and answer into a closed connection. Those jobs are held by nobody until
@@ -79,13 +80,20 @@ class Watch:
     def fired(self) -> bool:
         return self._interrupter._fired_since(self.generation)
 
-    def trace(self, event: str, info: dict[str, Any]) -> None:
+    def attach(self, sock: socket.socket) -> None:
+        """This request runs on ``sock`` (a kept-alive connection announces nothing)."""
+        self._interrupter._register(self, sock)
+
+    def trace(self, event: str, info: dict[str, Any]) -> socket.socket | None:
+        """httpx's ``trace`` hook: the socket of a connection opened for this request."""
         if event not in CONNECTED_EVENTS:
-            return
+            return None
         stream = info.get("return_value")
         sock = stream.get_extra_info("socket") if stream is not None else None
-        if isinstance(sock, socket.socket):
-            self._interrupter._register(self, sock)
+        if not isinstance(sock, socket.socket):
+            return None
+        self._interrupter._register(self, sock)
+        return sock
 
 
 def _shut(sock: socket.socket) -> None:

@@ -1,14 +1,19 @@
 """``Session``: sends one API request — bearer token, JSON both ways, retries as the
 ``RetryPolicy`` allows, every failure mapped at this one place (``errors.py``).
 
-Two httpx clients share the settings: one keeps connections alive for ordinary calls;
-the other opens a fresh connection for each long poll, so that an ``Interrupter`` learns
-that poll's socket and can cut it short (a reused connection announces nothing).
+One httpx client keeps connections alive for ordinary calls. Long polls go through
+``PollLanes``: each thread that long-polls has a client of its own with one connection,
+kept alive between its polls (a worker asks again a moment after each answer: a new
+connection every time cost both sides a connect and an accept per job), whose socket the
+lane remembers so that an ``Interrupter`` can cut a poll on it short.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import socket
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -67,11 +72,18 @@ class Session:
             ),
             **common,
         )
-        self._long_polls = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), **common)
+        self._lanes = PollLanes(
+            lambda: httpx.Client(
+                limits=httpx.Limits(
+                    max_connections=1, max_keepalive_connections=1, keepalive_expiry=KEEPALIVE_SECONDS
+                ),
+                **common,
+            )
+        )
 
     def close(self) -> None:
         self._http.close()
-        self._long_polls.close()
+        self._lanes.close()
 
     def call(
         self,
@@ -87,17 +99,87 @@ class Session:
         watch: Watch | None = None,
     ) -> T:
         """Send, retry what may be retried, and parse the success with ``parse``."""
+        send = self._sender(
+            method,
+            path,
+            body=body,
+            params=params,
+            headers=headers,
+            wait_seconds=wait_seconds,
+            watch=watch,
+            stream=False,
+        )
+        response = call_with_retries(self.retry, send, safe=safe)
+        try:
+            return parse(response)
+        except ValueError as exc:  # includes pydantic's ValidationError and bad JSON
+            raise _mismatch(method, path, response.status_code, exc) from exc
+
+    def lines(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[str], T],
+        *,
+        body: Any,
+        wait_seconds: float,
+        watch: Watch,
+    ) -> Iterator[T]:
+        """An unsafe request answered by a stream of lines (NDJSON), on this thread's
+        long-poll connection: each line parsed with ``parse`` as soon as it arrives.
+        A refusal raises as ``call``'s do; a connection lost while reading raises
+        ``Unavailable`` (what was read before stays read)."""
+        send = self._sender(
+            method,
+            path,
+            body=body,
+            params=None,
+            headers=None,
+            wait_seconds=wait_seconds,
+            watch=watch,
+            stream=True,
+        )
+        response = call_with_retries(self.retry, send, safe=False)
+        try:
+            for line in response.iter_lines():
+                if line:
+                    try:
+                        yield parse(line)
+                    except ValueError as exc:
+                        raise _mismatch(method, path, response.status_code, exc) from exc
+        except httpx.TransportError as exc:
+            raise from_transport(exc, f"{method} {self.base_url}{path}") from exc
+        finally:
+            response.close()
+
+    def _sender(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        wait_seconds: float,
+        watch: Watch | None,
+        stream: bool,
+    ) -> Callable[[], httpx.Response]:
+        """One attempt: the response on success (still open when ``stream``), or the
+        failure mapped (``Transient`` when a retry may help)."""
         content = None if body is None else pydantic_core.to_json(body)
         sent_headers = dict(headers or {})
         if content is not None:
             sent_headers["Content-Type"] = "application/json"
         timeout = httpx.Timeout(self.timeout, read=self.timeout + wait_seconds)
-        client = self._long_polls if watch is not None else self._http
-        extensions = {"trace": watch.trace} if watch is not None else None
+        client = self._http
+        extensions = None
+        if watch is not None:
+            lane = self._lanes.lane()
+            client, extensions = lane.client, {"trace": lane.tracer(watch)}
 
         def attempt() -> httpx.Response:
             try:
-                response = client.request(
+                request = client.build_request(
                     method,
                     path,
                     content=content,
@@ -106,6 +188,9 @@ class Session:
                     timeout=timeout,
                     extensions=extensions,
                 )
+                response = client.send(request, stream=stream)
+                if stream and not response.is_success:
+                    response.read()  # the problem document
             except httpx.TransportError as exc:
                 where = f"{method} {self.base_url}{path}"
                 raise Transient(from_transport(exc, where), None, sent=not not_sent(exc)) from exc
@@ -119,16 +204,16 @@ class Session:
                 raise Transient(error, response.status_code, sent=True, retry_after=wait)
             raise error
 
-        response = call_with_retries(self.retry, attempt, safe=safe)
-        try:
-            return parse(response)
-        except ValueError as exc:  # includes pydantic's ValidationError and bad JSON
-            raise ApiError(
-                "bad-response",
-                response.status_code,
-                f"{method} {path}: the server's answer does not match this client "
-                f"(a different Fleetlog version?): {str(exc)[:500]}",
-            ) from exc
+        return attempt
+
+
+def _mismatch(method: str, path: str, status: int, exc: ValueError) -> ApiError:
+    return ApiError(
+        "bad-response",
+        status,
+        f"{method} {path}: the server's answer does not match this client "
+        f"(a different Fleetlog version?): {str(exc)[:500]}",
+    )
 
 
 def _body(response: httpx.Response) -> Any:
@@ -139,3 +224,60 @@ def _body(response: httpx.Response) -> Any:
         except ValueError:
             pass
     return response.text
+
+
+class PollLane:
+    """One thread's long-poll connection: a client with a single connection, and the
+    socket it last connected (``Watch.attach`` needs it when the poll reuses it)."""
+
+    def __init__(self, client: httpx.Client):
+        self.client = client
+        self.socket: socket.socket | None = None
+
+    def tracer(self, watch: Watch) -> Callable[[str, dict[str, Any]], None]:
+        """The request's ``trace`` hook; the poll is attached to the remembered socket
+        now, and to a new one if the client connects again (the old one expired)."""
+        if self.socket is not None:
+            watch.attach(self.socket)
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            sock = watch.trace(event, info)
+            if sock is not None:
+                self.socket = sock
+
+        return trace
+
+
+class PollLanes:
+    """A ``PollLane`` per thread that long-polls (a worker has one: its claim loop). A
+    lane of a thread that has ended is closed when the next lane is made."""
+
+    def __init__(self, make: Callable[[], httpx.Client]):
+        self._make = make
+        self._lock = threading.Lock()
+        self._lanes: dict[int, tuple[weakref.ref[threading.Thread], PollLane]] = {}
+
+    def lane(self) -> PollLane:
+        me = threading.current_thread()
+        with self._lock:
+            found = self._lanes.get(me.ident or 0)
+            if found is not None and found[0]() is me:
+                return found[1]
+            ended = [key for key, (ref, _) in self._lanes.items() if not _alive(ref)]
+            dropped = [self._lanes.pop(key)[1] for key in ended]
+            lane = PollLane(self._make())
+            self._lanes[me.ident or 0] = (weakref.ref(me), lane)
+        for old in dropped:
+            old.client.close()
+        return lane
+
+    def close(self) -> None:
+        with self._lock:
+            lanes, self._lanes = [lane for _, lane in self._lanes.values()], {}
+        for lane in lanes:
+            lane.client.close()
+
+
+def _alive(ref: weakref.ref[threading.Thread]) -> bool:
+    thread = ref()
+    return thread is not None and thread.is_alive()

@@ -1,12 +1,16 @@
 """``HttpPort``: the worker port over the HTTP API (``FleetClient``), so the same
 ``Worker`` runtime drives a remote coordinator exactly as it drives ``DirectPort``.
 
-Waiting for work is the server's job: after a short claim the runtime calls
-``wait_for_work``, which returns at once and makes the next claim a long poll (the
-server holds it up to ``wait_seconds`` and answers as soon as work is claimable, woken
-by PostgreSQL notifications or its own writes). A claim after a full one does not
-wait, and travels on a kept-alive connection. ``interrupt()`` cuts a waiting long poll
-short (see ``adapters.client.interrupt``), so a stop never waits for it.
+Waiting for work is the server's job: every claim is a claim stream (``POST
+/v1/claim/stream``) that the server holds open for up to ``wait_seconds``, writing each
+job as soon as it is leased to this worker (handed over by a submit, or claimed when
+work is announced) until it has written ``max_jobs``; ``wait_for_work`` returns at once.
+The server claims at once when this worker's last claim was full (a backlog), and waits
+first when it was short a moment ago, so a stream costs no claim transaction of its own
+in steady state. One stream serves several jobs: no request per job, and no moment
+between two requests when a submit finds this worker not waiting. ``interrupt()`` cuts
+a stream short (see ``adapters.client.interrupt``), so a stop never waits for it. With
+``wait_seconds=0`` claims are plain claims, and ``wait_for_work`` sleeps instead.
 
 Completions: a batch whose answer was lost (a timeout) may have been applied; when the
 runtime sends it again, the items that had landed come back ``stale-epoch`` with the
@@ -18,7 +22,7 @@ write in the job's history).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 from pydantic import JsonValue
@@ -45,22 +49,21 @@ class HttpPort:
         self.client = client
         self.wait_seconds = wait_seconds
         self._interrupter = Interrupter()
-        self._long_poll_next = False
         self._idle = threading.Event()
         """Without long polls (wait_seconds=0), what ``wait_for_work`` sleeps on."""
 
     def heartbeat(self, report: FactoryReport) -> None:
         self.client.heartbeat(report)
 
-    def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
+    def claim(self, request: ClaimRequest) -> Iterable[ClaimedJob]:
         if request.max_jobs > MAX_CLAIM_HTTP:
             request = request.model_copy(update={"max_jobs": MAX_CLAIM_HTTP})
-        # Only the claim thread claims and waits: the flag needs no lock.
-        long_poll, self._long_poll_next = self._long_poll_next, False
-        if self._interrupter.take_pending():
-            long_poll = False  # a stop was asked for: look, but do not wait
-        wait = self.wait_seconds if long_poll else 0.0
-        return self.client.claim(request, wait_seconds=wait, interrupter=self._interrupter)
+        if self.wait_seconds <= 0 or self._interrupter.take_pending():
+            # No waiting (or a stop was asked for: look, but do not wait)
+            return self.client.claim(request)
+        return self.client.claim_stream(
+            request, wait_seconds=self.wait_seconds, interrupter=self._interrupter
+        )
 
     def renew(self, job_id: UUID, epoch: int, lease_seconds: float | None) -> RenewResult:
         return self.client.renew(job_id, epoch, lease_seconds)
@@ -86,8 +89,7 @@ class HttpPort:
 
     def wait_for_work(self, timeout_seconds: float) -> None:
         if self.wait_seconds > 0:
-            self._long_poll_next = True  # the next claim waits on the server
-            return
+            return  # the next claim waits on the server
         if self._idle.wait(timeout_seconds):
             self._idle.clear()
 

@@ -7,7 +7,7 @@ job write presents the lease epoch; a stale one raises ``domain.errors.StaleEpoc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 from uuid import UUID
 
@@ -25,8 +25,10 @@ class FleetPort(Protocol):
         """Say the factory is alive (a factory marked down rejoins with it)."""
         ...
 
-    def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
-        """Lease up to ``request.max_jobs`` jobs in one transaction."""
+    def claim(self, request: ClaimRequest) -> Iterable[ClaimedJob]:
+        """Lease up to ``request.max_jobs`` jobs: a list claimed in one transaction, or
+        (``HttpPort``) the jobs of a claim stream as each is leased. The caller takes
+        each job as it comes and iterates to the end."""
         ...
 
     def renew(self, job_id: UUID, epoch: int, lease_seconds: float | None) -> RenewResult: ...

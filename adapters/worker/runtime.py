@@ -2,9 +2,11 @@
 reports their outcomes in batches, heartbeats, and stops gracefully.
 
 Threads (all daemons, joined on shutdown):
-- claim loop: waits for a free slot, claims as many jobs as there are free slots in
-  one transaction, and keeps claiming until a claim comes back short; then waits for
-  work (a PostgreSQL notification, or a poll on SQLite) and claims again;
+- claim loop: waits for a free slot, claims as many jobs as there are free slots (in
+  one transaction, or over HTTP as a claim stream that brings them as they are leased),
+  handing each job to a handler thread as it comes, and keeps claiming until a claim
+  comes back short; then waits for work (a PostgreSQL notification, a poll on SQLite,
+  the server over HTTP) and claims again;
 - ``concurrency`` handler threads, one job each;
 - the renewer (``renewer.py``), the completer (``completer.py``), the heartbeat.
 
@@ -184,24 +186,24 @@ class Worker:
             free = self._slots.wait_free(self._stopping)
             if free <= 0:
                 continue
-            jobs = self._claim(free)
-            if jobs is None:
+            got = self._claim(free)
+            if got is None:
                 failures += 1
                 self._stopping.wait(min(0.1 * 2**failures, 5.0))
                 continue
             failures = 0
-            for claimed in jobs:
-                self._dispatch(claimed)
-            if len(jobs) < free:
+            if got < free:
                 # A short claim: the queue is drained for us. Wait for a notification
                 # (or the idle poll) and claim again; a full claim loops straight back.
                 # An empty one first cools down: the notifications that woke it were
                 # for work someone else took, and more of them may be queued.
-                if not jobs and self._stopping.wait(self.config.claim_cooldown_seconds):
+                if not got and self._stopping.wait(self.config.claim_cooldown_seconds):
                     return
                 self.port.wait_for_work(self.config.idle_poll_seconds)
 
-    def _claim(self, free: int) -> list[ClaimedJob] | None:
+    def _claim(self, free: int) -> int | None:
+        """Claim up to ``free`` jobs, dispatching each as it comes: how many came (None:
+        the claim failed before any did)."""
         request = ClaimRequest(
             factory_id=self.config.factory_id,
             capabilities=self.config.capabilities,
@@ -212,8 +214,12 @@ class Worker:
             # its start in the claim's own transaction.
             start=self.config.prefetch == 0,
         )
+        got = 0
         try:
-            return self.port.claim(request)
+            for claimed in self.port.claim(request):
+                self._dispatch(claimed)
+                got += 1
+            return got
         except FactoryDown as exc:
             log.warning("%s; rejoining with a heartbeat", exc.message)
             self._heartbeat_once()
@@ -223,7 +229,7 @@ class Worker:
             log.error("the coordinator refuses this worker's claims: %s; stopping", exc.message)
             self.fatal = exc
             self._stopping.set()
-        return None
+        return got or None  # the jobs that came before a failure run all the same
 
     def _dispatch(self, claimed: ClaimedJob) -> None:
         ctx = JobContext(self.port, claimed)

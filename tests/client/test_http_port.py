@@ -30,10 +30,14 @@ class RecordingHttpPort(HttpPort):
         self.claims: list[int] = []
         self.batches: list[int] = []
 
-    def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
-        jobs = super().claim(request)
-        self.claims.append(len(jobs))
-        return jobs
+    def claim(self, request: ClaimRequest) -> Iterator[ClaimedJob]:
+        got = 0
+        try:
+            for job in super().claim(request):
+                got += 1
+                yield job
+        finally:
+            self.claims.append(got)
 
     def complete(self, completions: Sequence[Completion]) -> list[ItemResult]:
         self.batches.append(len(completions))
