@@ -1,7 +1,8 @@
-"""The real clock, id generator and random source."""
+"""The real clock, id generator and random source, and process-wide tuning."""
 
 from __future__ import annotations
 
+import gc
 import random
 from datetime import UTC, datetime
 from uuid import UUID
@@ -27,3 +28,13 @@ class SystemRandom:
 
     def sample(self) -> float:
         return self._random.random()
+
+
+def freeze_startup_objects() -> None:
+    """For a long-running process, once it is set up: collect what starting left behind,
+    then move everything still alive (modules, schemas, models, the app) out of the
+    cyclic garbage collector's reach (``gc.freeze``). A full collection then walks only
+    what the process allocated since: under load, ``fleetlog serve`` paused 66 ms in one
+    every few seconds, and a worker 24-32 ms, stalling every request or job in flight."""
+    gc.collect()
+    gc.freeze()

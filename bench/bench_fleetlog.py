@@ -82,6 +82,7 @@ from eventsourcing.utils import get_topic  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from adapters.bootstrap import Settings, build_app, migrate  # noqa: E402
+from adapters.system import freeze_startup_objects  # noqa: E402
 from adapters.worker import Worker, WorkerConfig  # noqa: E402
 from adapters.worker.__main__ import EXTRA_CONNECTIONS  # noqa: E402
 from adapters.worker.direct import DirectPort  # noqa: E402
@@ -223,7 +224,9 @@ def worker_child(idx, cfg, ready, go, stop, lat_path):  # noqa: PLR0917  (the ha
         return {"fleet": client, "port": port, "worker": Worker(port, HANDLERS, config), "seq": seq}
 
     async def setup():
-        return await asyncio.to_thread(build)
+        built = await asyncio.to_thread(build)
+        freeze_startup_objects()  # as `fleetlog worker` does before it starts
+        return built
 
     async def run(ctx):
         stats = await asyncio.to_thread(ctx["worker"].run_until_stopped)

@@ -9,6 +9,7 @@ for it bring); a claim stream writes each batch as it comes, until it has been g
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -99,6 +100,11 @@ class Claims:
                 )
             finally:
                 waiter.deliver(claimed, budget)
+            if claimed:
+                # One turn of the loop: the worker's request, resumed by the delivery,
+                # writes its jobs before this submit answers (the job's latency runs to
+                # the worker; the submitter's answer can wait the moment).
+                await asyncio.sleep(0)
             handed = any(c.job.id == result.job.id for c in claimed)
             key = worker_key(worker, request)
             if len(claimed) < budget or (handed and len(claimed) == 1):

@@ -27,6 +27,7 @@ from adapters.bootstrap import Settings, analytics_settings, build_app
 from adapters.http.app import DEFAULT_MAX_BODY_BYTES, ApiConfig, create_app
 from adapters.http.processes import Supervisor
 from adapters.http.waiting import WorkBroadcaster
+from adapters.system import freeze_startup_objects
 from coordinator.reaper import ReaperConfig
 from domain.errors import DomainError
 
@@ -202,6 +203,7 @@ def serve(
             app.state.broadcaster,
         )
         log.info("store: %s", settings.describe())
+        freeze_startup_objects()
         ready()
         server.run(sockets=[sock])
     finally:

@@ -15,7 +15,6 @@ budget it did not use.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -43,8 +42,12 @@ class Waiter(Generic[W]):
         """Jobs it may still be given (its ``max_jobs``, less what it was given)."""
         self.stream = stream
         """A stream waits on after a delivery; a plain long poll answers with it."""
-        self._event = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self._signalled = False
+        """Woken or given jobs since its last wait began: the next wait returns at once."""
+        self._future: asyncio.Future[None] | None = None
+        """What the current wait awaits (a bare future: the waiting request resumes in
+        the loop's very next turn, ahead of the submit that woke it)."""
         self.woken = False
         """Woken and not yet back to waiting: the next wake-up goes to someone else."""
         self.idle = False
@@ -84,8 +87,15 @@ class Waiter(Generic[W]):
         return not self.woken and not self.reserved and not self._answering
 
     def wake(self) -> None:
+        """Any thread."""
         self.woken = True
-        self._loop.call_soon_threadsafe(self._event.set)
+        self._loop.call_soon_threadsafe(self._signal)
+
+    def _signal(self) -> None:
+        self._signalled = True
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
 
     async def wait(self, timeout: float) -> list[Any] | None:
         """Until woken (since the last wait, or by a token kept for it), given jobs, or
@@ -93,13 +103,19 @@ class Waiter(Generic[W]):
         usual). A plain long poll given jobs first waits for every reservation still
         outstanding (past ``timeout`` too: what those claim is leased to it)."""
         if self._broadcaster._idle(self):
-            self._event.set()
+            self._signalled = True
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), timeout=max(0.0, timeout))
+            if not self._signalled and timeout > 0:
+                future = self._future = self._loop.create_future()
+                expiry = self._loop.call_later(timeout, _resolve, future)
+                try:
+                    await future
+                finally:
+                    expiry.cancel()
+                    self._future = None
         finally:
             self.idle = False  # from here on nobody may reserve it
-            self._event.clear()
+            self._signalled = False
         if not self.stream:
             await self._none_reserved.wait()
         return self._take() or None
@@ -140,7 +156,7 @@ class Waiter(Generic[W]):
         if not self.reserved:
             self._none_reserved.set()
         if jobs or not self.reserved:
-            self._event.set()
+            self._signal()
 
     def rest(self) -> None:
         """Back to waiting (after a claim): eligible for the next wake-up again."""
@@ -159,3 +175,8 @@ class Waiter(Generic[W]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

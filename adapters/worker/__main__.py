@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from adapters.bootstrap import Settings, build_app
 from adapters.client import FleetClient
+from adapters.system import freeze_startup_objects
 from adapters.worker.config import DEFAULT_HEARTBEAT_INTERVAL, WorkerConfig
 from adapters.worker.direct import DirectPort
 from adapters.worker.http_port import DEFAULT_WAIT_SECONDS, HttpPort
@@ -231,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(worker: Worker, connection: Connection, requested: list[int]) -> int:
     log.info("serving %s", connection.describe)
+    freeze_startup_objects()
     try:
         worker.start()
     except DomainError as exc:  # the first heartbeat: unreachable, or refused (a bad token)

@@ -5,7 +5,6 @@ company, or less if the batch fills up; one transaction then carries them all.""
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -30,48 +29,53 @@ class Completer:
         self._flush_seconds = config.completion_flush_ms / 1000
         self._batch_max = config.completion_batch_max
         self._stats = stats
-        self._queue: queue.Queue[Completion | None] = queue.Queue()
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._pending: list[Completion] = []
         self._closed = False
 
     def submit(self, completion: Completion) -> None:
-        with self._lock:
+        with self._cond:
             closed = self._closed
             if not closed:
-                self._queue.put(completion)
+                self._pending.append(completion)
+                # Wake the thread only to start a batch's wait or to cut it short when
+                # the batch is full: not once per outcome.
+                if len(self._pending) == 1 or len(self._pending) >= self._batch_max:
+                    self._cond.notify()
         if closed:
             self._flush([completion])  # the thread is gone: send it from here
 
     def stop(self) -> None:
-        """Flush what is queued, then end ``run``. The stop marker is queued under the
-        lock ``submit`` takes, so every outcome queued before it is flushed."""
-        with self._lock:
+        """Flush what is pending, then end ``run``. ``submit`` appends under the lock
+        taken here, so every outcome submitted before the stop is flushed."""
+        with self._cond:
             self._closed = True
-            self._queue.put(None)
+            self._cond.notify()
 
     def run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, stopping = self._gather(first)
-            self._flush(batch)
-            if stopping:
+            batch, done = self._gather()
+            if batch:
+                self._flush(batch)
+            if done:
                 return
 
-    def _gather(self, first: Completion) -> tuple[list[Completion], bool]:
-        batch = [first]
-        deadline = time.monotonic() + self._flush_seconds
-        while len(batch) < self._batch_max:
-            remaining = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
+    def _gather(self) -> tuple[list[Completion], bool]:
+        """The next batch: once an outcome is pending, whatever else arrives within the
+        flush time, up to the batch size (at once when stopping); and whether this is
+        the last."""
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            deadline = time.monotonic() + self._flush_seconds
+            while len(self._pending) < self._batch_max and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch = self._pending[: self._batch_max]
+            del self._pending[: self._batch_max]
+            return batch, self._closed and not self._pending
 
     def _flush(self, batch: Sequence[Completion]) -> None:
         for attempt in range(FLUSH_ATTEMPTS):

@@ -5,6 +5,7 @@ job was cancelled or the lease is gone."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -39,12 +40,18 @@ class Renewer:
         self._leases: dict[UUID, _Lease] = {}
         self._renewing: set[UUID] = set()
         self._stopped = False
+        self._wake_at = -math.inf
+        """When the thread's wait ends on its own (inf: it waits for a lease; -inf: it is
+        not waiting). A new lease due later needs no wake-up: short jobs come and go
+        without waking the thread for each."""
 
     def track(self, ctx: JobContext, lease_seconds: float) -> None:
         period = lease_seconds * self._fraction
+        due = time.monotonic() + period
         with self._cond:
-            self._leases[ctx.job_id] = _Lease(ctx, period, time.monotonic() + period)
-            self._cond.notify_all()
+            self._leases[ctx.job_id] = _Lease(ctx, period, due)
+            if due < self._wake_at:
+                self._cond.notify_all()
 
     def untrack(self, job_id: UUID) -> None:
         """Stop renewing; once this returns, no renewal of the job is in flight or will
@@ -81,8 +88,12 @@ class Renewer:
                 if due:
                     self._renewing.update(lease.ctx.job_id for lease in due)
                     return due
-                soonest = min((lease.due for lease in self._leases.values()), default=None)
-                self._cond.wait(None if soonest is None else soonest - now)
+                soonest = min((lease.due for lease in self._leases.values()), default=math.inf)
+                self._wake_at = soonest
+                try:
+                    self._cond.wait(None if soonest == math.inf else soonest - now)
+                finally:
+                    self._wake_at = -math.inf
             return None
 
     def _renew(self, lease: _Lease) -> None:

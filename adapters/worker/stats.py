@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -27,21 +27,23 @@ class WorkerStats:
 
 
 class StatsRecorder:
+    """Counts in a plain dict (a count per job is on the hot path); a ``WorkerStats``
+    is made when asked for."""
+
     def __init__(self) -> None:
-        self._stats = WorkerStats()
+        self._counts = {f.name: 0 for f in fields(WorkerStats)}
         self._lock = threading.Lock()
 
     def add(self, **counts: int) -> None:
         with self._lock:
-            s = self._stats
-            self._stats = replace(s, **{k: getattr(s, k) + v for k, v in counts.items()})
+            for name, value in counts.items():
+                self._counts[name] += value
 
     def flushed(self, size: int) -> None:
         with self._lock:
-            s = self._stats
-            self._stats = replace(
-                s, completion_flushes=s.completion_flushes + 1, largest_flush=max(s.largest_flush, size)
-            )
+            self._counts["completion_flushes"] += 1
+            self._counts["largest_flush"] = max(self._counts["largest_flush"], size)
 
     def snapshot(self) -> WorkerStats:
-        return self._stats
+        with self._lock:
+            return WorkerStats(**self._counts)

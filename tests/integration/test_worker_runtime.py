@@ -14,14 +14,19 @@ from pydantic import JsonValue
 
 from adapters.bootstrap import Settings, build_app
 from adapters.worker import JobContext, LeaseLost, NonRetryable
+from adapters.worker.completer import Completer
 from adapters.worker.examples import noop
+from adapters.worker.stats import StatsRecorder
+from coordinator.claiming import ClaimRequest
 from coordinator.errors import Unavailable
 from coordinator.fleet import Fleet
+from coordinator.reporting import Completion
 from coordinator.views import JobView, RenewResult
 from domain.job.spec import RunInsights
 from tests.integration.worker_helpers import (
     SUBMITTER,
     RecordingPort,
+    config,
     events,
     reaper_running,
     running_worker,
@@ -321,3 +326,43 @@ def test_prefetch_claims_ahead_of_the_handler_threads(live_fleet: Fleet) -> None
         assert history_types.count("JobSucceeded") == 1
         # (a prefetching claim cannot say which job starts at once: none records a start)
         assert "JobStarted" not in history_types
+
+
+def test_the_completer_batches_within_its_flush_time_and_flushes_everything_on_stop(
+    live_fleet: Fleet,
+) -> None:
+    # Given 7 claimed jobs and a completer that waits 0.3 s for company, 3 outcomes at most
+    live_fleet.submit_many(SUBMITTER, [{"queue": "noop"} for _ in range(7)])
+    port = RecordingPort(live_fleet)
+    claimed = list(port.claim(ClaimRequest(factory_id="f", max_jobs=7)))
+    stats = StatsRecorder()
+    completer = Completer(port, config(completion_flush_ms=300, completion_batch_max=3), stats)
+    thread = threading.Thread(target=completer.run)
+    thread.start()
+    outcomes = [Completion(job_id=c.job.id, epoch=c.epoch, outcome="succeeded") for c in claimed]
+    try:
+        # When two outcomes arrive: they wait for company
+        completer.submit(outcomes[0])
+        completer.submit(outcomes[1])
+        time.sleep(0.1)
+        assert port.batches == []
+        # Then go together once the flush time is over
+        wait_until(lambda: port.batches == [2], timeout=2, what="the first batch")
+        # A full batch goes at once, without waiting the flush time
+        started = time.monotonic()
+        for outcome in outcomes[2:5]:
+            completer.submit(outcome)
+        wait_until(lambda: port.batches == [2, 3], timeout=2, what="the full batch")
+        assert time.monotonic() - started < 0.25
+        # And a stop flushes what is pending at once
+        completer.submit(outcomes[5])
+    finally:
+        completer.stop()
+        thread.join(5)
+    assert not thread.is_alive() and port.batches == [2, 3, 1]
+    # After the stop, an outcome is sent by its caller
+    completer.submit(outcomes[6])
+    assert port.batches == [2, 3, 1, 1]
+    assert stats.snapshot().succeeded == 7
+    assert all(state(live_fleet, c.job.id) == "succeeded" for c in claimed)
+    port.close()
