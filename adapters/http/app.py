@@ -165,6 +165,7 @@ def create_app(
             yield
         finally:
             broadcaster.stop()
+            api.close()
             if services is not None:
                 services.stop()
             if analytics is not None:

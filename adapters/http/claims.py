@@ -91,15 +91,11 @@ class Claims:
             waiter, budget = reserved
             assert waiter.wants is not None  # only requests that say what they want are reserved
             worker, request = waiter.wants
-            claimed: list[ClaimedJob] = []
-            try:
-                # Within its budget: the submits holding one request never claim more
-                # between them than it asked for.
-                result, claimed = await self.run(
-                    self.fleet.submit_handing_over, identity, spec, worker, at_most(budget, request)
-                )
-            finally:
-                waiter.deliver(claimed, budget)
+            # Shielded: if the submitter goes away meanwhile, the transaction still ends
+            # and the worker still gets what it leased to it.
+            result, claimed = await asyncio.shield(
+                asyncio.ensure_future(self._hand_over(identity, spec, waiter, budget))
+            )
             if claimed:
                 # One turn of the loop: the worker's request, resumed by the delivery,
                 # writes its jobs before this submit answers (the job's latency runs to
@@ -116,6 +112,22 @@ class Claims:
         if result.outcome != "existing" and not handed:
             self.broadcaster.local([spec.queue])
         return result
+
+    async def _hand_over(
+        self, identity: Identity, spec: JobSpec, waiter: Waiter[Wants], budget: int
+    ) -> tuple[SubmitResult, list[ClaimedJob]]:
+        assert waiter.wants is not None
+        worker, request = waiter.wants
+        claimed: list[ClaimedJob] = []
+        try:
+            # Within its budget: the submits holding one request never claim more
+            # between them than it asked for.
+            result, claimed = await self.run(
+                self.fleet.submit_handing_over, identity, spec, worker, at_most(budget, request)
+            )
+            return result, claimed
+        finally:
+            waiter.deliver(claimed, budget)
 
     async def batches(
         self,

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -25,6 +26,7 @@ from adapters.analytics.runtime import AnalyticsRuntime
 from adapters.auth import TokenAuthority, load_secret
 from adapters.bootstrap import Settings, analytics_settings, build_app
 from adapters.http.app import DEFAULT_MAX_BODY_BYTES, ApiConfig, create_app
+from adapters.http.coalescing import CoalescingProtocol
 from adapters.http.processes import Supervisor
 from adapters.http.waiting import WorkBroadcaster
 from adapters.system import freeze_startup_objects
@@ -92,6 +94,12 @@ class Server(uvicorn.Server):
         # uvicorn re-raises a captured signal after its graceful shutdown, so the process
         # would end "killed by SIGTERM"; a completed graceful stop exits 0 instead.
         self._captured_signals.clear()
+
+
+def uvicorn_config(app: Any, **options: Any) -> uvicorn.Config:
+    """How every Fleetlog server runs under uvicorn (``fleetlog serve``, the tests'
+    servers): httptools with a response's writes coalesced, no access log, lifespan on."""
+    return uvicorn.Config(app, http=CoalescingProtocol, access_log=False, lifespan="on", **options)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -193,12 +201,10 @@ def serve(
         )
         app = create_app(fleet, authority, config, analytics)
         server = Server(
-            uvicorn.Config(
+            uvicorn_config(
                 app,
                 log_level=args.log_level.lower(),
                 timeout_graceful_shutdown=max(1, int(args.grace_seconds)),
-                access_log=False,
-                lifespan="on",
             ),
             app.state.broadcaster,
         )

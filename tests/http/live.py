@@ -18,7 +18,7 @@ from adapters.analytics.runtime import AnalyticsRuntime
 from adapters.auth import TokenAuthority
 from adapters.bootstrap import Settings, analytics_settings, build_app
 from adapters.http.app import ApiConfig, create_app
-from adapters.http.server import listening_socket
+from adapters.http.server import listening_socket, uvicorn_config
 from coordinator.analytics import ConsumerConfig
 from coordinator.fleet import Fleet
 from coordinator.identity import Role
@@ -61,9 +61,7 @@ def serve(
     app = create_app(fleet, authority, config or ApiConfig(poll_seconds=0.25), runtime)
     sock = listening_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
-    )
+    server = uvicorn.Server(uvicorn_config(app, log_level="warning", timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
