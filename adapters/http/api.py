@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
-from adapters.http.claims import Claims
+from adapters.http.claims import DEFAULT_HANDOFF_WAIT, Claims
 from adapters.http.routing import JSON, NDJSON, Call, Endpoint, LinesOf, ListOf
 from adapters.http.schemas import (
     BatchResult,
@@ -82,14 +82,22 @@ def _reading(identity: Identity) -> Identity:
 
 
 class Api:
-    def __init__(self, fleet: Fleet, broadcaster: WorkBroadcaster, *, threads: int, handoff: bool = True):
+    def __init__(
+        self,
+        fleet: Fleet,
+        broadcaster: WorkBroadcaster,
+        *,
+        threads: int,
+        handoff: bool = True,
+        handoff_wait: float = DEFAULT_HANDOFF_WAIT,
+    ):
         self.fleet = fleet
         self.broadcaster = broadcaster
         # A plain pool: anyio's to_thread (a capacity limiter, cancel scopes, a checkpoint
         # per call) cost more CPU per request than the hop itself. Calls beyond
         # ``threads`` wait in the pool's queue, as they waited for the limiter.
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fleetlog-api")
-        self.claims = Claims(fleet, broadcaster, self.run, handoff=handoff)
+        self.claims = Claims(fleet, broadcaster, self.run, handoff=handoff, handoff_wait=handoff_wait)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn`` on a worker thread, in a copy of the caller's context. A cancelled

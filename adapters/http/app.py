@@ -27,6 +27,7 @@ from adapters.auth import TokenAuthority
 from adapters.http import problems
 from adapters.http.analytics_api import AnalyticsApi
 from adapters.http.api import Api
+from adapters.http.claims import DEFAULT_HANDOFF_WAIT
 from adapters.http.docs import PAGE
 from adapters.http.openapi import document
 from adapters.http.routing import Dispatcher
@@ -52,6 +53,8 @@ class ApiConfig(BaseModel):
     handoff: bool = True
     """Offer a new job to a long-poll claim waiting here, in the submit's transaction
     (see ``adapters.http.waiting``); off: every job goes through the queue."""
+    handoff_wait_seconds: Annotated[float, Field(ge=0, le=1)] = DEFAULT_HANDOFF_WAIT
+    """How long a submit may wait for a waiting claim busy in a claim of its own."""
 
 
 class BackgroundServices:
@@ -117,7 +120,13 @@ def create_app(
         postgres_url=getattr(store, "url", None) if store.backend == "postgres" else None,
         poll_seconds=config.poll_seconds,
     )
-    api = Api(fleet, broadcaster, threads=config.threads, handoff=config.handoff)
+    api = Api(
+        fleet,
+        broadcaster,
+        threads=config.threads,
+        handoff=config.handoff,
+        handoff_wait=config.handoff_wait_seconds,
+    )
     endpoints = api.endpoints() + AnalyticsApi(analytics, api.run).endpoints()
     dispatcher = Dispatcher(authority, max_body_bytes=config.max_body_bytes)
     spec = document(endpoints, version=app_version(), max_body_bytes=config.max_body_bytes)

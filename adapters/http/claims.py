@@ -28,6 +28,10 @@ T = TypeVar("T")
 Run = Callable[..., Awaitable[Any]]
 """Runs a synchronous ``Fleet`` call on a worker thread (``Api.run``)."""
 
+DEFAULT_HANDOFF_WAIT = 0.005
+"""A claim lasts a millisecond or two: a submit waits this long at most for a busy
+waiting request rather than queue its job (see ``WorkBroadcaster.reserve_soon``)."""
+
 Wants = tuple[Identity, ClaimRequest]
 """What a waiting claim would claim: the worker and its request."""
 
@@ -70,12 +74,23 @@ def claim_request(body: ClaimBody) -> ClaimRequest:
 
 
 class Claims:
-    def __init__(self, fleet: Fleet, broadcaster: WorkBroadcaster, run: Run, *, handoff: bool = True):
+    def __init__(
+        self,
+        fleet: Fleet,
+        broadcaster: WorkBroadcaster,
+        run: Run,
+        *,
+        handoff: bool = True,
+        handoff_wait: float = DEFAULT_HANDOFF_WAIT,
+    ):
         self.fleet = fleet
         self.broadcaster = broadcaster
         self.run = run
         self.handoff = handoff
         """Offer a new job to a waiting claim in the submit's transaction."""
+        self.handoff_wait = handoff_wait
+        """How long a submit waits for a claim request busy in a claim of its own
+        (``WorkBroadcaster.reserve_soon``) before it sends its job to the queue."""
 
     async def submit(self, identity: Identity, spec: JobSpec) -> SubmitResult:
         """``Fleet.submit``, handing the job to a waiting claim that can take it if one
@@ -83,7 +98,7 @@ class Claims:
         tenant = identity.tenant
         reserved = None
         if self.handoff and tenant is not None and claimable_at_once(spec):
-            reserved = self.broadcaster.reserve(spec.queue, fits(tenant, spec))
+            reserved = await self.broadcaster.reserve_soon(spec.queue, fits(tenant, spec), self.handoff_wait)
         if reserved is None:
             result: SubmitResult = await self.run(self.fleet.submit, identity, spec)
             handed = False
@@ -186,7 +201,11 @@ class Claims:
         room = waiter.room
         if room <= 0:
             return []
-        jobs: list[ClaimedJob] = await self.run(self.fleet.claim, identity, at_most(room, request))
+        waiter.claiming = True
+        try:
+            jobs: list[ClaimedJob] = await self.run(self.fleet.claim, identity, at_most(room, request))
+        finally:
+            waiter.claiming = False
         waiter.took(len(jobs))
         full = len(jobs) == room
         if full:

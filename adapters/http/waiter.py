@@ -52,6 +52,9 @@ class Waiter(Generic[W]):
         """Woken and not yet back to waiting: the next wake-up goes to someone else."""
         self.idle = False
         """Inside ``wait``: it may be reserved."""
+        self.claiming = False
+        """In a claim of its own: it waits again in a moment (``WorkBroadcaster.reserve``
+        may wait for that)."""
         self.reserved = 0
         """Submits holding it that have not delivered yet."""
         self._promised = 0

@@ -54,11 +54,14 @@ made while a claim runs is not seen by that claim, and does not wake the claimer
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -90,6 +93,8 @@ class WorkBroadcaster:
         """The queues of announcements no waiter was idle to take, oldest first (None:
         any queue)."""
         self._settled: OrderedDict[Hashable, float] = OrderedDict()
+        self._watchers: list[_Watcher] = []
+        """Submits waiting for a request to wait again (``reserve_soon``)."""
         self._stop = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -133,6 +138,47 @@ class WorkBroadcaster:
         with self._lock:
             self._waiters[waiter] = None
         return waiter
+
+    async def reserve_soon(
+        self, queue: str, fits: Callable[[W], bool], wait: float
+    ) -> tuple[Waiter[W], int] | None:
+        """``reserve``; when nothing is reservable but a request that fits is in a claim
+        of its own, wait up to ``wait`` seconds for it (or another) to wait again. A
+        claim lasts a millisecond or two; a job sent to the queue meanwhile would cost
+        it a claim of its own (its announcement wakes a waiter), during which the next
+        submit finds nobody waiting either: a worker could go on claiming job by job
+        instead of being handed them. On the event loop."""
+        found = self.reserve(queue, fits)
+        if found is not None or wait <= 0:
+            return found
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while self._claiming(queue, fits):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            watcher = _Watcher(loop.create_future(), frozenset((queue,)), fits)
+            with self._lock:
+                self._watchers.append(watcher)
+            expiry = loop.call_later(remaining, _resolve, watcher.future)
+            try:
+                await watcher.future
+            finally:
+                expiry.cancel()
+                with self._lock, contextlib.suppress(ValueError):
+                    self._watchers.remove(watcher)
+            found = self.reserve(queue, fits)
+            if found is not None:
+                return found
+        return None
+
+    def _claiming(self, queue: str, fits: Callable[[W], bool]) -> bool:
+        wanted = frozenset((queue,))
+        with self._lock:
+            return any(
+                w.claiming and w.wants is not None and w.concerns(wanted) and fits(w.wants)
+                for w in self._waiters
+            )
 
     def reserve(self, queue: str, fits: Callable[[W], bool]) -> tuple[Waiter[W], int] | None:
         """A reservable request for ``queue`` whose ``wants`` ``fits``, reserved for one
@@ -213,17 +259,28 @@ class WorkBroadcaster:
 
     def _idle(self, waiter: Waiter) -> bool:
         """``waiter`` begins to wait (under the lock ``notify`` takes, so no announcement
-        falls between the two): True if a token was kept for it (it is woken by it)."""
+        falls between the two): True if a token was kept for it (it is woken by it).
+        Submits waiting for a request to wait again (``reserve_soon``) try again now."""
         with self._lock:
             waiter.idle = True
-            if waiter.woken:
-                return False
-            for token in self._tokens:
-                if waiter.concerns(token):
-                    del self._tokens[token]
-                    waiter.woken = True
-                    return True
-            return False
+            watchers, self._watchers = self._watchers, []
+            # One of them may hand its job to this request: then leave the token (queued
+            # work) for later: that hand-over's claim takes the queued jobs that rank
+            # first anyway, while taking the token would start another claim, and the
+            # submit would find the request busy again.
+            handing = waiter.wants is not None and any(
+                waiter.concerns(w.queues) and w.fits(waiter.wants) for w in watchers
+            )
+            woken = False
+            if not waiter.woken and not handing:
+                for token in self._tokens:
+                    if waiter.concerns(token):
+                        del self._tokens[token]
+                        waiter.woken = woken = True
+                        break
+        for watcher in watchers:
+            _resolve(watcher.future)
+        return woken
 
     def local(self, queues: Collection[str] | None) -> None:
         """This process made work claimable. On PostgreSQL its NOTIFY will say so (waking
@@ -252,3 +309,17 @@ def _queues(payload: Any) -> frozenset[str] | None:
     if not payload:
         return None
     return frozenset(str(payload).split(","))
+
+
+@dataclass(frozen=True, slots=True)
+class _Watcher:
+    """A submit waiting for a request busy in its own claim to wait again."""
+
+    future: asyncio.Future[None]
+    queues: frozenset[str]
+    fits: Callable[[Any], bool]
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -399,3 +399,59 @@ def test_budgets_never_promise_more_than_the_capacity() -> None:
                 assert len(got) == capacity
 
     run(scenario())
+
+
+def test_a_submit_waits_for_a_request_busy_in_its_own_claim_instead_of_queueing() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=2) as w:
+            w.claiming = True  # between its waits: claiming for itself
+            reserving = asyncio.create_task(b.reserve_soon("q", lambda _: True, 1.0))
+            await asyncio.sleep(0.05)
+            assert not reserving.done(), "it gave up on a request that waits again in a moment"
+            w.claiming = False
+            waiting = asyncio.create_task(w.wait(5))
+            assert await asyncio.wait_for(reserving, 1) == (w, 1)
+            w.deliver(["job"], 1)
+            assert await asyncio.wait_for(waiting, 1) == ["job"]
+
+    run(scenario())
+
+
+def test_a_submit_waits_no_longer_than_its_bound_nor_for_requests_that_do_not_fit() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w") as w:
+            w.claiming = True
+            started = time.monotonic()
+            assert await b.reserve_soon("q", lambda _: True, 0.1) is None
+            assert 0.08 < time.monotonic() - started < 1
+            started = time.monotonic()
+            assert await b.reserve_soon("q", lambda wants: wants == "other", 1.0) is None
+            assert await b.reserve_soon("elsewhere", lambda _: True, 1.0) is None
+            assert time.monotonic() - started < 0.05, "it waited for a request that could not take the job"
+
+    run(scenario())
+
+
+def test_a_request_about_to_be_handed_a_job_leaves_the_kept_announcement_for_later() -> None:
+    """Taking the token would start another claim and the waiting submit would find the
+    request busy again; its hand-over's claim takes the queued jobs anyway."""
+
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=2) as w:
+            w.claiming = True
+            b.notify(["q"])  # announced while it claims: kept
+            reserving = asyncio.create_task(b.reserve_soon("q", lambda _: True, 1.0))
+            await settle()
+            w.claiming = False
+            waiting = asyncio.create_task(w.wait(5))
+            assert await asyncio.wait_for(reserving, 1) == (w, 1)
+            assert b.tokens == 1 and not w.woken
+            w.deliver(["job"], 1)
+            assert await asyncio.wait_for(waiting, 1) == ["job"]
+            # With no submit waiting, its next wait takes the token and claims
+            assert await asyncio.wait_for(w.wait(5), 1) is None and w.woken and b.tokens == 0
+
+    run(scenario())
