@@ -1,6 +1,7 @@
 """The completer: batches finished attempts into one ``complete()`` call (River's
-batched completer). The first outcome of a batch waits ``completion_flush_ms`` for
-company, or less if the batch fills up; one transaction then carries them all."""
+batched completer). Batches go at most one per ``completion_flush_ms``: an outcome
+after a quiet spell is sent at once, the ones that follow within the flush time gather
+into the next batch (sooner if it fills up), and one transaction carries them all."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ class Completer:
         self._cond = threading.Condition()
         self._pending: list[Completion] = []
         self._closed = False
+        self._last_batch = -float("inf")
+        """When the coordinator answered the previous batch (monotonic seconds): a slow
+        answer spaces the batches further apart, so a busy coordinator gets fewer."""
 
     def submit(self, completion: Completion) -> None:
         with self._cond:
@@ -57,17 +61,22 @@ class Completer:
             batch, done = self._gather()
             if batch:
                 self._flush(batch)
+                with self._cond:
+                    self._last_batch = time.monotonic()
             if done:
                 return
 
     def _gather(self) -> tuple[list[Completion], bool]:
-        """The next batch: once an outcome is pending, whatever else arrives within the
-        flush time, up to the batch size (at once when stopping); and whether this is
-        the last."""
+        """The next batch, and whether it is the last. Batches go at most one per flush
+        time: an outcome after a quiet spell goes at once (nothing to wait for), one
+        that comes sooner waits until the flush time since the previous batch's answer,
+        gathering company up to the batch size (a full batch goes at once, and
+        everything at once when stopping). Under load that is one transaction per
+        flush time per worker instead of one per outcome; idle, no delay at all."""
         with self._cond:
             while not self._pending and not self._closed:
                 self._cond.wait()
-            deadline = time.monotonic() + self._flush_seconds
+            deadline = self._last_batch + self._flush_seconds
             while len(self._pending) < self._batch_max and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

@@ -13,7 +13,7 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_RENEW_FRACTION = 1 / 3
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0
-DEFAULT_COMPLETION_FLUSH_MS = 20.0
+DEFAULT_COMPLETION_FLUSH_MS = 50.0
 DEFAULT_COMPLETION_BATCH_MAX = 100
 DEFAULT_GRACE_SECONDS = 10.0
 DEFAULT_IDLE_POLL_SECONDS = 0.5
@@ -45,7 +45,11 @@ class WorkerConfig(BaseModel):
     heartbeat_timeout: Seconds | None = DEFAULT_HEARTBEAT_TIMEOUT
     """Silence after which the reaper declares the factory down; None: never."""
     completion_flush_ms: Annotated[float, Field(ge=0, le=10_000)] = DEFAULT_COMPLETION_FLUSH_MS
-    """How long the first outcome of a batch waits for company before it is sent."""
+    """The shortest spacing of two completion batches (from the previous batch's answer):
+    an outcome after a quiet spell is sent at once, the ones that follow sooner gather
+    into one batch, one transaction. 50 ms is the tick of River's batch completer; under
+    load it keeps completions from crowding submits and claims out of the events-table
+    lock (bench/RESULTS.md)."""
     completion_batch_max: Annotated[int, Field(ge=1, le=MAX_COMPLETIONS)] = DEFAULT_COMPLETION_BATCH_MAX
     grace_seconds: Annotated[float, Field(ge=0, le=86_400)] = DEFAULT_GRACE_SECONDS
     """On stop: how long in-flight handlers may finish before their jobs are released."""

@@ -328,41 +328,47 @@ def test_prefetch_claims_ahead_of_the_handler_threads(live_fleet: Fleet) -> None
         assert "JobStarted" not in history_types
 
 
-def test_the_completer_batches_within_its_flush_time_and_flushes_everything_on_stop(
+def test_the_completer_sends_at_once_when_idle_batches_under_load_and_flushes_everything_on_stop(
     live_fleet: Fleet,
 ) -> None:
-    # Given 7 claimed jobs and a completer that waits 0.3 s for company, 3 outcomes at most
-    live_fleet.submit_many(SUBMITTER, [{"queue": "noop"} for _ in range(7)])
+    # Given 8 claimed jobs and a completer that sends at most one batch per 0.3 s, 3 outcomes at most
+    live_fleet.submit_many(SUBMITTER, [{"queue": "noop"} for _ in range(8)])
     port = RecordingPort(live_fleet)
-    claimed = list(port.claim(ClaimRequest(factory_id="f", max_jobs=7)))
+    claimed = list(port.claim(ClaimRequest(factory_id="f", max_jobs=8)))
     stats = StatsRecorder()
     completer = Completer(port, config(completion_flush_ms=300, completion_batch_max=3), stats)
     thread = threading.Thread(target=completer.run)
     thread.start()
     outcomes = [Completion(job_id=c.job.id, epoch=c.epoch, outcome="succeeded") for c in claimed]
     try:
-        # When two outcomes arrive: they wait for company
+        # When an outcome comes after a quiet spell: it goes at once, alone
+        started = time.monotonic()
         completer.submit(outcomes[0])
+        wait_until(lambda: port.batches == [1], timeout=2, what="the first outcome")
+        assert time.monotonic() - started < 0.25
+        # Two more within the flush time wait for it to pass, then go together
+        answered = time.monotonic()
         completer.submit(outcomes[1])
+        completer.submit(outcomes[2])
         time.sleep(0.1)
-        assert port.batches == []
-        # Then go together once the flush time is over
-        wait_until(lambda: port.batches == [2], timeout=2, what="the first batch")
+        assert port.batches == [1]
+        wait_until(lambda: port.batches == [1, 2], timeout=2, what="the second batch")
+        assert time.monotonic() - answered >= 0.25
         # A full batch goes at once, without waiting the flush time
         started = time.monotonic()
-        for outcome in outcomes[2:5]:
+        for outcome in outcomes[3:6]:
             completer.submit(outcome)
-        wait_until(lambda: port.batches == [2, 3], timeout=2, what="the full batch")
+        wait_until(lambda: port.batches == [1, 2, 3], timeout=2, what="the full batch")
         assert time.monotonic() - started < 0.25
         # And a stop flushes what is pending at once
-        completer.submit(outcomes[5])
+        completer.submit(outcomes[6])
     finally:
         completer.stop()
         thread.join(5)
-    assert not thread.is_alive() and port.batches == [2, 3, 1]
+    assert not thread.is_alive() and port.batches == [1, 2, 3, 1]
     # After the stop, an outcome is sent by its caller
-    completer.submit(outcomes[6])
-    assert port.batches == [2, 3, 1, 1]
-    assert stats.snapshot().succeeded == 7
+    completer.submit(outcomes[7])
+    assert port.batches == [1, 2, 3, 1, 1]
+    assert stats.snapshot().succeeded == 8
     assert all(state(live_fleet, c.job.id) == "succeeded" for c in claimed)
     port.close()

@@ -36,7 +36,7 @@ def test_worker_config_has_named_defaults() -> None:
     config = WorkerConfig(factory_id="f1")
     assert config.concurrency == 4
     assert config.renew_fraction == pytest.approx(1 / 3)
-    assert config.completion_flush_ms == 20
+    assert config.completion_flush_ms == 50
     assert config.completion_batch_max == 100
     assert config.lease_seconds is None
 
