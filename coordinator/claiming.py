@@ -4,10 +4,10 @@ limits and tenants' ``max_in_flight``, round-robin across tenants."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections import OrderedDict
 from dataclasses import replace
 from threading import Lock
-from typing import Annotated
+from typing import Annotated, Protocol
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,9 +41,21 @@ class ClaimRequest(BaseModel):
     transaction (``running`` straight away) instead of one start write per job."""
 
 
-Offer = Callable[[UnitOfWork, Job], list[ClaimedJob]]
-"""Claims for one waiting worker inside another unit of work, with a job that unit of
-work just made claimable among the candidates (see ``Claiming.offer_to``)."""
+SEEN_FACTORIES = 4096
+"""Factories whose last claim here is remembered for guessing hand-overs (the least
+recently claimed for are forgotten first)."""
+
+
+class Offer(Protocol):
+    """Claims for one waiting worker inside another unit of work, with a job that unit of
+    work just made claimable among the candidates (see ``Claiming.offer_to``)."""
+
+    def __call__(self, uow: UnitOfWork, job: Job) -> list[ClaimedJob]: ...
+
+    def checked(self) -> Offer:
+        """The same claim, reading before it decides: what to run again after the unit
+        of work raised ``GuessMissed``."""
+        ...
 
 
 def admits(f: ClaimFilter, job: Job) -> bool:
@@ -126,6 +138,10 @@ class Claiming:
         next claim locks that tenant's jobs ahead, with the factory (one round trip less
         when it is still the only one, and no difference otherwise)."""
         self._lock = Lock()
+        self._seen: OrderedDict[str, Factory] = OrderedDict()
+        """Factories as this process's last claim for each read them, while that claim
+        came back short (``_guess``). Read-only once stored: a claim that reads a
+        factory again stores the new object."""
 
     def claim(self, identity: Identity, request: ClaimRequest) -> list[ClaimedJob]:
         identity.require(Role.WORKER, "claim")
@@ -145,14 +161,48 @@ class Claiming:
         nothing (the submit still commits: the job waits in the queue)."""
         identity.require(Role.WORKER, "claim")
         capped = self.quotas.capped(identity.scope())  # outside the unit of work (see claim)
+        return _HandOver(self, identity, request, capped, guess=True)
 
-        def offer(uow: UnitOfWork, job: Job) -> list[ClaimedJob]:
-            try:
-                return self._claim(uow, identity, request, capped, offered=job)
-            except FactoryDown:
-                return []  # raised before anything was changed: the submit goes on
+    def _guess(
+        self, uow: UnitOfWork, identity: Identity, request: ClaimRequest, capped: list[str], job: Job
+    ) -> list[ClaimedJob] | None:
+        """Hand-over in one round trip. The ordinary claim reads the worker's factory,
+        its leases and the queue (a round trip, with the factory's row locked across it)
+        before it decides. When this process's last claim for that factory came back
+        short (nothing else was claimable), the claim most likely takes just the new job:
+        decide that on the factory as read then, and let the commit check it
+        (``UnitOfWork.guard_hand_over``: same factory version, a seat free, nothing else
+        claimable), all in the commit's one round trip. A wrong guess fails the unit of
+        work with ``GuessMissed``, and the caller runs it again ``checked``. None: no
+        guess to make here (the ordinary claim decides)."""
+        factory = self._seen.get(request.factory_id)
+        if factory is None or factory.health is Health.DOWN or job.tenant in capped:
+            return None
+        now = self.ctx.clock.now()
+        caps = factory.capabilities if request.capabilities is None else request.capabilities
+        f = ClaimFilter(now=now, capabilities=caps, tenants=identity.scope(), queues=request.queues)
+        if not admits(f, job) or factory.seats_free(0) == 0:
+            return None
+        uow.guard_hand_over(factory, f)
+        job.grant_lease(factory.name, request.lease_seconds or job.spec.lease_seconds, now)
+        if request.start:
+            job.start(job.epoch, now)
+        uow.add(job)
+        return [ClaimedJob.of(job)]
 
-        return offer
+    def _remember(self, factory: Factory | None, short: bool) -> None:
+        """After a claim that read ``factory``: a short claim (the queue had nothing more
+        for it) makes its next hand-over worth guessing; a full one does not."""
+        if factory is None:
+            return
+        with self._lock:
+            if short and factory.health is not Health.DOWN:
+                self._seen[factory.name] = factory
+                self._seen.move_to_end(factory.name)
+                while len(self._seen) > SEEN_FACTORIES:
+                    self._seen.popitem(last=False)
+            else:
+                self._seen.pop(factory.name, None)
 
     def _claim(
         self,
@@ -188,13 +238,16 @@ class Claiming:
             factory = Factory.register(report, now)
             uow.add(factory)
         elif factory.health is Health.DOWN:
+            self._remember(factory, short=False)
             raise FactoryDown(factory.name)
         free = factory.seats_free(context.leases_held)
         limit = request.max_jobs if free is None else min(request.max_jobs, free)
         if limit <= 0:
+            self._remember(factory, short=False)
             return []
         room = budgets(context.capped)
         jobs = self._select(uow, f, limit, context.tenants, room)
+        self._remember(context.factory, short=len(jobs) < limit)
         if offered is not None:
             jobs = _with_offered(jobs, offered, f, limit, room)
         for job in jobs:
@@ -264,3 +317,27 @@ class Claiming:
             return []
         found = [job for jobs in uow.lock_claimable(scoped, asks, taken) for job in jobs]
         return best_first(found)[:gap]
+
+
+class _HandOver:
+    """``Claiming.offer_to``'s offer: guessed in one round trip when it can be, else (or
+    ``checked``) the ordinary claim in the submit's unit of work."""
+
+    def __init__(
+        self, claiming: Claiming, identity: Identity, request: ClaimRequest, capped: list[str], *, guess: bool
+    ):
+        self.claiming, self.identity, self.request, self.capped = claiming, identity, request, capped
+        self.guess = guess
+
+    def __call__(self, uow: UnitOfWork, job: Job) -> list[ClaimedJob]:
+        if self.guess:
+            guessed = self.claiming._guess(uow, self.identity, self.request, self.capped, job)
+            if guessed is not None:
+                return guessed
+        try:
+            return self.claiming._claim(uow, self.identity, self.request, self.capped, offered=job)
+        except FactoryDown:
+            return []  # raised before anything was changed: the submit goes on
+
+    def checked(self) -> Offer:
+        return _HandOver(self.claiming, self.identity, self.request, self.capped, guess=False)

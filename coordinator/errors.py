@@ -160,3 +160,10 @@ def validation_errors(exc: Any) -> list[dict[str, Any]]:
         }
         for err in exc.errors()
     ]
+
+
+class GuessMissed(Exception):
+    """A unit of work that decided on what this process last read (a hand-over sent in
+    one round trip, ``Claiming.offer_to``) found at commit that it had changed; nothing
+    was written. The caller runs the unit of work again, reading before it decides.
+    Never leaves the coordinator."""

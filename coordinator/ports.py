@@ -159,6 +159,14 @@ class UnitOfWork(Protocol):
         one tenant waits for the gate; a wider claim skips a tenant whose gate is taken."""
         ...
 
+    def guard_hand_over(self, factory: Factory, f: ClaimFilter) -> None:
+        """Make the commit check what a claim for ``factory`` decided on without reading:
+        the factory's row is still at ``factory.version`` (locked), it has a seat free,
+        and no job is claimable for ``f``. Otherwise nothing commits and the unit of
+        work raises ``GuessMissed``. Sent with the commit where the store can (one round
+        trip), checked at once where it cannot."""
+        ...
+
     def lock_claimable(
         self, f: ClaimFilter, quotas: Sequence[tuple[str | None, int]], exclude: Collection[UUID]
     ) -> list[list[Job]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from coordinator.admission import Added, Admission
 from coordinator.claiming import Offer
 from coordinator.context import Context
-from coordinator.errors import InvalidRequest, NotFound, validation_errors
+from coordinator.errors import GuessMissed, InvalidRequest, NotFound, validation_errors
 from coordinator.identity import Identity, Role
 from coordinator.ports import UnitOfWork
 from coordinator.quotas import QuotaCache
@@ -70,12 +70,22 @@ class Submission:
         tenant = identity.write_tenant("submit")
         spec = parse_spec(request)
 
-        def work(uow: UnitOfWork) -> tuple[SubmitResult, list[ClaimedJob]]:
-            job, outcome, old = self._place(uow, tenant, spec, _Batch())
-            claimed = [] if offer is None or outcome == "existing" else offer(uow, job)
-            return SubmitResult(job=JobView.of(job), outcome=outcome, superseded_job_id=old), claimed
+        def offering(offer: Offer | None) -> Callable[[UnitOfWork], tuple[SubmitResult, list[ClaimedJob]]]:
+            def work(uow: UnitOfWork) -> tuple[SubmitResult, list[ClaimedJob]]:
+                job, outcome, old = self._place(uow, tenant, spec, _Batch())
+                claimed = [] if offer is None or outcome == "existing" else offer(uow, job)
+                return SubmitResult(job=JobView.of(job), outcome=outcome, superseded_job_id=old), claimed
 
-        return self.admission.transact(tenant, work, lambda r: _added(r[0].outcome))
+            return work
+
+        try:
+            return self.admission.transact(tenant, offering(offer), lambda r: _added(r[0].outcome))
+        except GuessMissed:
+            if offer is None:
+                raise
+            # The offer decided on what this process had read, and the commit found it
+            # changed: nothing was written. Again, with a claim that reads first.
+            return self.admission.transact(tenant, offering(offer.checked()), lambda r: _added(r[0].outcome))
 
     def submit_many(
         self, identity: Identity, requests: Sequence[JobSpec | Mapping[str, Any]]

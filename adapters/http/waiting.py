@@ -38,7 +38,9 @@ claim transaction of its own. A request is reservable while it waits, by several
 at once within what it asked for, so submits arriving together all go to waiting
 workers instead of the queue; a first hand-over can still take queued jobs with the new
 one (a backlog drains through hand-overs too). A submit picks a request nobody holds yet
-when there is one (the work spreads over the workers).
+when there is one (the work spreads over the workers). When that worker's last claim
+came back short, the submit's claim is decided on what that claim read and checked at
+commit: the whole hand-over is then one round trip on PostgreSQL (``Claiming.offer_to``).
 
 Settled claims: a worker's next claim request arrives a moment after its last one
 answered, and claiming at once would usually find nothing (its previous claim, or the

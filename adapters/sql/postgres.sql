@@ -130,6 +130,12 @@ ORDER BY factory_id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
+-- name: guard_hand_over
+-- Raises SQLSTATE FL001 unless the factory is at the given version, has a seat free and nothing
+-- else is claimable for the filter (migration 0005); queued ahead of a hand-over's writes.
+SELECT fleet_hand_over_guard(%(name)s, %(version)s, %(now)s, %(caps)s::text[],
+                             %(tenants)s::text[], %(queues)s::text[]) AS ok;
+
 -- name: leases_held
 SELECT count(*) AS n FROM fleet_jobs WHERE lease_factory_id = %(name)s;
 

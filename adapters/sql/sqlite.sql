@@ -107,6 +107,21 @@ WHERE health <> 'down'
 ORDER BY factory_id
 LIMIT :limit;
 
+-- name: guard_hand_over
+-- The facts PostgreSQL's fleet_hand_over_guard checks, as one row (none: no such factory).
+SELECT f.version = :version
+       AND (f.seat_limit IS NULL
+            OR (SELECT count(*) FROM fleet_jobs WHERE lease_factory_id = :name) < f.seat_limit)
+       AND NOT EXISTS (
+           SELECT 1 FROM fleet_queue q
+           WHERE q.available_at <= :now
+             AND NOT EXISTS (SELECT 1 FROM json_each(q.capabilities) c
+                             WHERE c.value NOT IN (SELECT value FROM json_each(:caps)))
+             AND (q.state = 'queued' OR NOT q.has_deps)
+             AND (:tenants IS NULL OR q.tenant IN (SELECT value FROM json_each(:tenants)))
+             AND (:queues IS NULL OR q.queue IN (SELECT value FROM json_each(:queues)))) AS ok
+FROM fleet_factories f WHERE f.factory_id = :name;
+
 -- name: leases_held
 SELECT count(*) AS n FROM fleet_jobs WHERE lease_factory_id = :name;
 

@@ -34,9 +34,12 @@ from adapters.store.prepared import SESSIONS, prepared_query
 from adapters.store.signals import QUEUE_CHANNEL, PgListener
 from adapters.store.sql_store import SqlStore
 from adapters.store.view_writer import apply_changes
-from coordinator.errors import Conflict, Unavailable
+from coordinator.errors import Conflict, GuessMissed, Unavailable
 from coordinator.ports import WorkSignal
 from projections.changes import ViewChanges, newly_claimable_queues
+
+GUARD_FAILED = "FL001"
+"""SQLSTATE of a failed ``guard`` (migration 0005's ``fleet_hand_over_guard``)."""
 
 # Errors a re-run of the same transaction can cure.
 _RETRYABLE = (
@@ -148,7 +151,9 @@ class PgCursor:
     append) are bound client-side and queued; they travel with the next query that needs
     an answer, or with the COMMIT; and the transaction's BEGIN travels with its first
     statement. A claim is two round trips while one tenant has work (three with
-    several), a completion batch two, a plain submit one, and the events-table lock is
+    several), a completion batch two, a plain submit one, a submit that hands its job
+    to a waiting worker one when the claim can be guessed and checked at commit
+    (``guard``; ``Claiming.offer_to``) and two otherwise, and the events-table lock is
     taken and released within the last one, never held across a network wait. Named
     queries run as prepared statements (``prepared.py``): PostgreSQL parses and plans
     each once per connection, not once per transaction.
@@ -207,6 +212,11 @@ class PgCursor:
 
     def execute(self, query: str, **params: Any) -> None:
         self._pending.append(self._bind(query, params))
+
+    def guard(self, query: str, **params: Any) -> None:
+        """Queued like ``execute``: it runs in the commit's round trip, ahead of the
+        writes queued after it; a failed check raises SQLSTATE ``GUARD_FAILED``."""
+        self.execute(query, **params)
 
     def add(self, statement: str) -> None:
         """Queue a statement already bound (lock, NOTIFY)."""
@@ -397,6 +407,8 @@ def postgres_env(url: str, pool_size: int = 5, max_overflow: int = 10) -> dict[s
 def _translate(exc: BaseException) -> Exception | None:
     """The one choke point where driver errors become coordinator errors."""
     cause = exc.__cause__ if isinstance(exc, es.PersistenceError) else exc
+    if isinstance(cause, psycopg.Error) and cause.sqlstate == GUARD_FAILED:
+        return GuessMissed(str(cause).strip())
     if isinstance(cause, _RETRYABLE) or isinstance(exc, es.IntegrityError):
         return Conflict(str(exc).strip())
     if isinstance(exc, es.PersistenceError | psycopg.Error | psycopg_pool.PoolTimeout):

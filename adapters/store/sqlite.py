@@ -28,7 +28,7 @@ from adapters.store.leader import FileLock
 from adapters.store.signals import PollBackoff
 from adapters.store.sql_store import SqlStore
 from adapters.store.view_writer import apply_changes
-from coordinator.errors import Conflict, Unavailable
+from coordinator.errors import Conflict, GuessMissed, Unavailable
 from coordinator.ports import WorkSignal
 from projections.changes import ViewChanges
 
@@ -82,6 +82,13 @@ class SqliteCursor:
         for statement in self.sql[query].split(";"):
             if statement.strip():
                 self.cursor.execute(statement, {k: _encode(v) for k, v in params.items()})
+
+    def guard(self, query: str, **params: Any) -> None:
+        """Checked at once (no round trips to save): the query answers one row whose
+        ``ok`` says whether the check passed."""
+        rows = self.fetch(query, **params)
+        if not rows or not rows[0]["ok"]:
+            raise GuessMissed(f"{query}: {params}")
 
     def write_many(self, query: str, rows: list[dict[str, Any]]) -> None:
         self.cursor.executemany(self.sql[query], [{k: _encode(v) for k, v in row.items()} for row in rows])

@@ -40,6 +40,11 @@ class Cursor(Protocol):
 
     def execute(self, query: str, **params: Any) -> None: ...
 
+    def guard(self, query: str, **params: Any) -> None:
+        """Run a check that must pass for the unit of work to commit (``GuessMissed``
+        otherwise): queued with the commit where statements are batched."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Prefetched:
@@ -210,6 +215,11 @@ class SqlUnitOfWork:
         found = {r["tenant"]: InFlight(r["max_in_flight"], int(r["in_flight"])) for r in counts}
         # A tenant without a row (its quotas gone since the cache was filled) is uncapped.
         return {t: found.get(t, InFlight(None, 0)) if locked.get(t) else None for t in capped}
+
+    def guard_hand_over(self, factory: Factory, f: ClaimFilter) -> None:
+        self._db.guard(
+            "guard_hand_over", name=factory.name, version=factory.version, **self._filter_params(f)
+        )
 
     def lock_claimable(
         self, f: ClaimFilter, quotas: Sequence[tuple[str | None, int]], exclude: Collection[UUID]

@@ -5,10 +5,13 @@ the views rebuilt from the log.)"""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from adapters.store.unit_of_work import SqlUnitOfWork
 from coordinator.claiming import ClaimRequest
 from coordinator.errors import Forbidden, QuotaExceeded
 from coordinator.fleet import Fleet
@@ -187,3 +190,109 @@ def test_a_refused_submit_claims_nothing(fleet: Fleet) -> None:
         hand_over(fleet, worker=worker)
     # The refused transaction's claim rolled back with it: the other job is still queued
     assert fleet.list_jobs(GLOBEX).jobs[0].state == "queued"
+
+
+# -- A hand-over after a short claim is decided on the factory as that claim read it, and
+# -- the commit checks the guess (one round trip on PostgreSQL: test_round_trips.py). When
+# -- the world moved on, the outcome is the one the ordinary claim gives.
+
+
+@pytest.fixture
+def guesses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The factories hand-overs guessed for (each guess is checked by the commit)."""
+    seen: list[str] = []
+    guard = SqlUnitOfWork.guard_hand_over
+
+    def counting(self: SqlUnitOfWork, factory: Any, f: Any) -> None:
+        seen.append(factory.name)
+        guard(self, factory, f)
+
+    monkeypatch.setattr(SqlUnitOfWork, "guard_hand_over", counting)
+    return seen
+
+
+def warm(fleet: Fleet, factory: str, **report: Any) -> None:
+    """Register ``factory`` and let its worker's claim come back short (nothing queued)."""
+    fleet.heartbeat(ACME, FactoryReport(factory_id=factory, **report))
+    assert claim(fleet, ACME, factory, max_jobs=5) == []
+
+
+def test_a_guessed_hand_over_gets_the_job_like_a_read_one(fleet: Fleet, guesses: list[str]) -> None:
+    result, claimed = hand_over(fleet)
+    assert guesses == []  # the factory's first claim: nothing to guess on
+    warm(fleet, "f1")
+    result, claimed = hand_over(fleet)
+    assert guesses == ["f1"]
+    assert [c.job.id for c in claimed] == [result.job.id]
+    assert claimed[0].job == fleet.get(ACME, result.job.id)
+    assert claimed[0].job.state == "running" and claimed[0].epoch == 1
+    assert history_types(fleet, ACME, result.job.id) == ["JobSubmitted", "LeaseGranted", "JobStarted"]
+
+
+def test_a_guess_past_the_seat_limit_leases_nothing(fleet: Fleet, guesses: list[str]) -> None:
+    warm(fleet, "small", seat_limit=1)
+    first, claimed = hand_over(fleet, factory="small")
+    assert [c.job.id for c in claimed] == [first.job.id]
+    second, claimed = hand_over(fleet, factory="small")
+    assert claimed == []
+    assert guesses == ["small", "small"]  # the second guess missed, and the read claim decided
+    assert fleet.get(ACME, second.job.id).state == "queued"
+
+
+def test_a_guess_with_work_queued_since_takes_the_best_jobs_in_order(fleet: Fleet, clock: FakeClock) -> None:
+    warm(fleet, "f1")
+    older = submit(fleet, ACME)
+    clock.advance(1)
+    result, claimed = hand_over(fleet, request={"max_jobs": 2})
+    assert [c.job.id for c in claimed] == [older, result.job.id]
+    urgent = submit(fleet, ACME, priority="critical")
+    clock.advance(1)
+    later, claimed = hand_over(fleet, request={"max_jobs": 1})
+    assert [c.job.id for c in claimed] == [urgent]
+    assert fleet.get(ACME, later.job.id).state == "queued"
+
+
+def test_a_guess_on_capabilities_the_factory_no_longer_has_leases_nothing(fleet: Fleet) -> None:
+    warm(fleet, "f1", capabilities=["gpu"])
+    fleet.heartbeat(ACME, FactoryReport(factory_id="f1", capabilities=[]))
+    result, claimed = hand_over(fleet, request={"capabilities": None}, capabilities=["gpu"])
+    assert claimed == []
+    assert fleet.get(ACME, result.job.id).state == "queued"
+
+
+def test_a_guess_on_a_factory_declared_down_since_leases_nothing(
+    fleet: Fleet, clock: FakeClock, guesses: list[str]
+) -> None:
+    warm(fleet, "flaky", heartbeat_timeout_seconds=5)
+    clock.advance(6)
+    assert fleet.reaper.run_once().factories_down == 1
+    result, claimed = hand_over(fleet, factory="flaky")
+    assert claimed == []
+    assert guesses == ["flaky"]
+    assert fleet.get(ACME, result.job.id).state == "queued"
+
+
+def test_a_guess_never_passes_a_tenants_in_flight_cap(fleet: Fleet) -> None:
+    warm(fleet, "f1")
+    fleet.set_quotas(ADMIN, "acme", {"max_in_flight": 1})
+    first, claimed = hand_over(fleet)
+    assert [c.job.id for c in claimed] == [first.job.id]
+    second, claimed = hand_over(fleet)
+    assert claimed == []
+    assert fleet.get(ACME, second.job.id).state == "queued"
+
+
+def test_concurrent_guesses_never_pass_the_seat_limit(fleet: Fleet, guesses: list[str]) -> None:
+    warm(fleet, "small", seat_limit=2)
+    barrier = threading.Barrier(6)
+
+    def one(_: int) -> list[ClaimedJob]:
+        barrier.wait()
+        return hand_over(fleet, factory="small")[1]
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(one, range(6)))
+    assert sum(len(r) for r in results) == 2
+    assert len(guesses) >= 2  # the guesses were made, and the commit refused the extra ones
+    states = sorted(j.state for j in fleet.list_jobs(ACME).jobs)
+    assert states == ["queued"] * 4 + ["running"] * 2

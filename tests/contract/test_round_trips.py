@@ -10,10 +10,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from coordinator.claiming import ClaimRequest
 from coordinator.fleet import Fleet
 from coordinator.reporting import Completion
+from domain.factory import FactoryReport
 from tests.contract.helpers import claim, submit
-from tests.support import fleet_wide, tenant
+from tests.support import fleet_wide, make_spec, tenant
 
 pytestmark = pytest.mark.postgres
 
@@ -69,3 +71,29 @@ def test_a_completion_batch_is_two_round_trips(pg_fleet: Fleet, round_trips: Cal
     claimed = claim(pg_fleet, WORKER, "w", capabilities=(), max_jobs=4)
     done = [Completion(job_id=c.job.id, epoch=c.epoch, outcome="succeeded") for c in claimed]
     assert round_trips(lambda: pg_fleet.complete(WORKER, done)) == 2
+
+
+def test_a_hand_over_after_a_short_claim_is_one_round_trip_and_three_when_the_guess_misses(
+    pg_fleet: Fleet, round_trips: Callable[..., int]
+) -> None:
+    pg_fleet.heartbeat(WORKER, FactoryReport(factory_id="w", seat_limit=2))
+    request = ClaimRequest(factory_id="w", capabilities=(), max_jobs=4)
+    claimed: list[list[Any]] = []
+
+    def hand_over() -> None:
+        claimed.append(pg_fleet.submit_handing_over(ACME, make_spec(), WORKER, request)[1])
+
+    # The worker's claim found nothing: the next hand-over to it is decided on the factory
+    # as that claim read it, and checked in the commit's one round trip.
+    assert pg_fleet.claim(WORKER, request) == []
+    assert round_trips(hand_over) == 1
+    assert round_trips(hand_over) == 1
+    assert [len(c) for c in claimed] == [1, 1]
+    # Both seats taken: the commit's check refuses the guess (one trip, nothing written),
+    # and the submit runs again with a claim that reads first (two more); it takes nothing.
+    assert round_trips(hand_over) == 3
+    assert claimed[-1] == []
+    # That claim found no seat: the next hand-over reads first again (two trips)
+    assert round_trips(hand_over) == 2
+    assert claimed[-1] == []
+    assert [j.state for j in pg_fleet.list_jobs(ACME).jobs].count("queued") == 2

@@ -231,5 +231,5 @@ def test_a_store_at_0002_gets_the_tenant_table(tmp_path: Path, monkeypatch: pyte
     # When this Fleetlog migrates it / Then only what came after 0002 is applied
     monkeypatch.setattr(m, "migrations", original)
     applied = [(x.version, x.name) for x in m.migrate_sqlite(path)]
-    assert applied == [(3, "tenant_quotas"), (4, "analytics_positions")]
+    assert applied == [(3, "tenant_quotas"), (4, "analytics_positions"), (5, "hand_over_guard")]
     assert set(sqlite_columns(path)) == EXPECTED_TABLES

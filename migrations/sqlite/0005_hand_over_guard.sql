@@ -1,0 +1,4 @@
+-- PostgreSQL's migration of this number adds the function a hand-over sent in one round
+-- trip checks its guess with. SQLite has no stored functions and no round trips to save:
+-- its `guard_hand_over` query (adapters/sql/sqlite.sql) reads the same facts, and the
+-- unit of work checks them at once. Nothing to create here.
