@@ -262,6 +262,8 @@ class PgCursor:
         statements went before ``statements`` (None: nothing to send)."""
         parts: list[str] = []
         if self._begin is not None and not self._begun:
+            if self._prepared:
+                self._prepare_outside()
             parts += self._begin
             self._begun = True
         if self._to_prepare:
@@ -276,10 +278,28 @@ class PgCursor:
         try:
             # Newlines between statements: a "--" comment can never reach the next one.
             self.cur.execute(";\n".join(parts))
+        except psycopg.Error as exc:
+            if exc.sqlstate != GUARD_FAILED:
+                # A guard fails after every PREPARE of its batch ran: the set is known.
+                SESSIONS.forget(self.conn)
+            raise
         except BaseException:
             SESSIONS.forget(self.conn)
             raise
         return skip
+
+    def _prepare_outside(self) -> None:
+        """Before the transaction's BEGIN: what must not be prepared inside it
+        (``prepared.OUTSIDE_TRANSACTIONS``), in a round trip of its own, once per
+        connection (and again after a failed batch)."""
+        statements = SESSIONS.outside(self.conn)
+        if not statements:
+            return
+        try:
+            self.cur.execute(";\n".join(statements))
+        except BaseException:
+            SESSIONS.forget(self.conn)
+            raise
 
     def _copy(self, query: str, rows: list[dict[str, Any]]) -> None:
         self.flush()  # COPY runs on its own: what was queued goes first

@@ -93,6 +93,15 @@ DEALLOCATE_OURS = (
 )
 
 
+OUTSIDE_TRANSACTIONS = ("append_events",)
+"""Named queries prepared before a write transaction begins, never inside one. PREPARE
+takes the locks of the statement it parses, held to the end of the transaction: ROW
+EXCLUSIVE on the events table for its INSERT. A write transaction takes that table's
+EXCLUSIVE lock last (``FleetPostgresRecorder.write``); holding ROW EXCLUSIVE from an
+earlier PREPARE, two transactions deadlocked (each waiting for the other's table lock, or
+for a row lock the other held: found after ``deadlock_timeout``, one second, and retried)."""
+
+
 class Sessions:
     """Which named queries each connection has prepared (None: unknown, start over)."""
 
@@ -110,6 +119,24 @@ class Sessions:
                 out.append(DEALLOCATE_OURS)
                 known = set()
             for name in names:
+                statement = prepared_query(name)
+                if statement is not None and statement.statement not in known:
+                    known.add(statement.statement)
+                    out.append(statement.prepare)
+            self._known[conn] = known
+        return out
+
+    def outside(self, conn: psycopg.Connection[Any]) -> list[str]:
+        """The statements to run on ``conn`` outside any transaction before its next
+        write transaction begins (``OUTSIDE_TRANSACTIONS`` it has not prepared yet); they
+        count as done from now on (``forget`` if they fail)."""
+        with self._lock:
+            known = self._known.get(conn, set())
+            out = []
+            if known is None:
+                out.append(DEALLOCATE_OURS)
+                known = set()
+            for name in OUTSIDE_TRANSACTIONS:
                 statement = prepared_query(name)
                 if statement is not None and statement.statement not in known:
                     known.add(statement.statement)

@@ -12,7 +12,7 @@ import pytest
 from adapters.bootstrap import Settings
 from adapters.sql import queries
 from adapters.store.postgres import PostgresStore
-from adapters.store.prepared import PREFIX, prepared_query
+from adapters.store.prepared import PREFIX, SESSIONS, prepared_query
 from coordinator.errors import Unavailable
 from coordinator.fleet import Fleet
 from tests.contract.helpers import claim_one, submit
@@ -118,3 +118,37 @@ def test_prepared_statements_can_be_turned_off_for_a_transaction_pooler(
         assert _prepared(fleet) == {}
     finally:
         fleet.close()
+
+
+def test_the_events_insert_is_never_prepared_inside_a_write_transaction(
+    pg_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PREPARE takes the locks of the statement it parses and holds them to the end of
+    the transaction: ROW EXCLUSIVE on the events table for the events INSERT. A write
+    transaction takes that table's EXCLUSIVE lock last, so one that had prepared the
+    INSERT in it could deadlock with another doing the same, or with one holding a row it
+    wanted (seen under load: PostgreSQL found it after deadlock_timeout, 1 s, and one
+    transaction was retried). It is prepared in a round trip of its own, before BEGIN."""
+    batches: list[list[str]] = []
+    execute = psycopg.ClientCursor.execute
+
+    def recording(self: psycopg.ClientCursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(query, str):
+            batches.append([part.strip() for part in query.split(";\n")])
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.ClientCursor, "execute", recording)
+    fleet = pg_fleet
+    submit(fleet, ACME)
+    claimed = claim_one(fleet, ACME)
+    fleet.succeed(ACME, claimed.job.id, claimed.epoch)
+    with _store(fleet).datastore.get_connection() as conn:
+        SESSIONS.forget(conn)  # as after a failed batch: everything is prepared again
+    submit(fleet, ACME)
+    preparing = [b for b in batches if f"PREPARE {PREFIX}append_events AS" in "\n".join(b)]
+    assert len(preparing) == 2  # once on the new connection, once after the forget
+    for batch in preparing:
+        assert "BEGIN" not in batch
+        assert not any(part.startswith("EXECUTE") or part.startswith("LOCK") for part in batch)
+    writes = [b for b in batches if "BEGIN" in b]
+    assert writes and all(f"PREPARE {PREFIX}append_events AS" not in "\n".join(b) for b in writes)
