@@ -171,10 +171,11 @@ class Claiming:
         before it decides. When this process's last claim for that factory came back
         short (nothing else was claimable), the claim most likely takes just the new job:
         decide that on the factory as read then, and let the commit check it
-        (``UnitOfWork.guard_hand_over``: same factory version, a seat free, nothing else
-        claimable), all in the commit's one round trip. A wrong guess fails the unit of
-        work with ``GuessMissed``, and the caller runs it again ``checked``. None: no
-        guess to make here (the ordinary claim decides)."""
+        (``UnitOfWork.guard_hand_over``: the factory still up and with the capabilities
+        decided on, a seat free, nothing else claimable; a heartbeat that changes none of
+        these voids no guess), all in the commit's one round trip. A wrong guess fails the
+        unit of work with ``GuessMissed``, and the caller runs it again ``checked``.
+        None: no guess to make here (the ordinary claim decides)."""
         factory = self._seen.get(request.factory_id)
         if factory is None or factory.health is Health.DOWN or job.tenant in capped:
             return None
@@ -183,7 +184,7 @@ class Claiming:
         f = ClaimFilter(now=now, capabilities=caps, tenants=identity.scope(), queues=request.queues)
         if not admits(f, job) or factory.seats_free(0) == 0:
             return None
-        uow.guard_hand_over(factory, f)
+        uow.guard_hand_over(factory.name, f, factory.capabilities if request.capabilities is None else None)
         job.grant_lease(factory.name, request.lease_seconds or job.spec.lease_seconds, now)
         if request.start:
             job.start(job.epoch, now)

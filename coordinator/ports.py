@@ -159,12 +159,13 @@ class UnitOfWork(Protocol):
         one tenant waits for the gate; a wider claim skips a tenant whose gate is taken."""
         ...
 
-    def guard_hand_over(self, factory: Factory, f: ClaimFilter) -> None:
-        """Make the commit check what a claim for ``factory`` decided on without reading:
-        the factory's row is still at ``factory.version`` (locked), it has a seat free,
-        and no job is claimable for ``f``. Otherwise nothing commits and the unit of
-        work raises ``GuessMissed``. Sent with the commit where the store can (one round
-        trip), checked at once where it cannot."""
+    def guard_hand_over(self, factory_name: str, f: ClaimFilter, factory_caps: Sequence[str] | None) -> None:
+        """Make the commit check what a claim for the factory decided without reading:
+        the factory is not down, its capabilities are still ``factory_caps`` (None: the
+        claim named its own), it has a seat free, and no job is claimable for ``f``
+        (the factory's row is locked for the check, as every claim for it locks it).
+        Otherwise nothing commits and the unit of work raises ``GuessMissed``. Sent with
+        the commit where the store can (one round trip), checked at once where it cannot."""
         ...
 
     def lock_claimable(

@@ -131,9 +131,10 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: guard_hand_over
--- Raises SQLSTATE FL001 unless the factory is at the given version, has a seat free and nothing
--- else is claimable for the filter (migration 0005); queued ahead of a hand-over's writes.
-SELECT fleet_hand_over_guard(%(name)s, %(version)s, %(now)s, %(caps)s::text[],
+-- Raises SQLSTATE FL001 unless the factory is up, has the capabilities decided on (none
+-- given: the claim named its own), a seat free, and nothing else is claimable for the
+-- filter (migration 0005); queued ahead of a hand-over's writes.
+SELECT fleet_hand_over_guard(%(name)s, %(factory_caps)s::text[], %(now)s, %(caps)s::text[],
                              %(tenants)s::text[], %(queues)s::text[]) AS ok;
 
 -- name: leases_held

@@ -109,7 +109,12 @@ LIMIT :limit;
 
 -- name: guard_hand_over
 -- The facts PostgreSQL's fleet_hand_over_guard checks, as one row (none: no such factory).
-SELECT f.version = :version
+SELECT f.health <> 'down'
+       AND (:factory_caps IS NULL
+            OR (NOT EXISTS (SELECT 1 FROM json_each(f.capabilities) c
+                            WHERE c.value NOT IN (SELECT value FROM json_each(:factory_caps)))
+                AND NOT EXISTS (SELECT 1 FROM json_each(:factory_caps) c
+                                WHERE c.value NOT IN (SELECT value FROM json_each(f.capabilities)))))
        AND (f.seat_limit IS NULL
             OR (SELECT count(*) FROM fleet_jobs WHERE lease_factory_id = :name) < f.seat_limit)
        AND NOT EXISTS (

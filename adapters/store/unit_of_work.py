@@ -216,10 +216,9 @@ class SqlUnitOfWork:
         # A tenant without a row (its quotas gone since the cache was filled) is uncapped.
         return {t: found.get(t, InFlight(None, 0)) if locked.get(t) else None for t in capped}
 
-    def guard_hand_over(self, factory: Factory, f: ClaimFilter) -> None:
-        self._db.guard(
-            "guard_hand_over", name=factory.name, version=factory.version, **self._filter_params(f)
-        )
+    def guard_hand_over(self, factory_name: str, f: ClaimFilter, factory_caps: Sequence[str] | None) -> None:
+        caps = None if factory_caps is None else list(factory_caps)
+        self._db.guard("guard_hand_over", name=factory_name, factory_caps=caps, **self._filter_params(f))
 
     def lock_claimable(
         self, f: ClaimFilter, quotas: Sequence[tuple[str | None, int]], exclude: Collection[UUID]

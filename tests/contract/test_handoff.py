@@ -203,9 +203,9 @@ def guesses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     guard = SqlUnitOfWork.guard_hand_over
 
-    def counting(self: SqlUnitOfWork, factory: Any, f: Any) -> None:
-        seen.append(factory.name)
-        guard(self, factory, f)
+    def counting(self: SqlUnitOfWork, factory: str, f: Any, caps: Any) -> None:
+        seen.append(factory)
+        guard(self, factory, f, caps)
 
     monkeypatch.setattr(SqlUnitOfWork, "guard_hand_over", counting)
     return seen
@@ -252,11 +252,14 @@ def test_a_guess_with_work_queued_since_takes_the_best_jobs_in_order(fleet: Flee
     assert fleet.get(ACME, later.job.id).state == "queued"
 
 
-def test_a_guess_on_capabilities_the_factory_no_longer_has_leases_nothing(fleet: Fleet) -> None:
+def test_a_guess_on_capabilities_the_factory_no_longer_has_leases_nothing(
+    fleet: Fleet, guesses: list[str]
+) -> None:
     warm(fleet, "f1", capabilities=["gpu"])
     fleet.heartbeat(ACME, FactoryReport(factory_id="f1", capabilities=[]))
     result, claimed = hand_over(fleet, request={"capabilities": None}, capabilities=["gpu"])
     assert claimed == []
+    assert guesses == ["f1"]  # guessed on ["gpu"], refused at commit
     assert fleet.get(ACME, result.job.id).state == "queued"
 
 

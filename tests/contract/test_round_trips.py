@@ -87,6 +87,8 @@ def test_a_hand_over_after_a_short_claim_is_one_round_trip_and_three_when_the_gu
     # as that claim read it, and checked in the commit's one round trip.
     assert pg_fleet.claim(WORKER, request) == []
     assert round_trips(hand_over) == 1
+    # A heartbeat that changes nothing a claim rests on voids no guess
+    pg_fleet.heartbeat(WORKER, FactoryReport(factory_id="w", seat_limit=2, load=0.5))
     assert round_trips(hand_over) == 1
     assert [len(c) for c in claimed] == [1, 1]
     # Both seats taken: the commit's check refuses the guess (one trip, nothing written),
