@@ -4,6 +4,8 @@ failed batch or after someone dropped them, without touching other prepared stat
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -152,3 +154,30 @@ def test_the_events_insert_is_never_prepared_inside_a_write_transaction(
         assert not any(part.startswith("EXECUTE") or part.startswith("LOCK") for part in batch)
     writes = [b for b in batches if "BEGIN" in b]
     assert writes and all(f"PREPARE {PREFIX}append_events AS" not in "\n".join(b) for b in writes)
+
+
+def test_connections_preparing_at_once_write_without_deadlocks(pg_database: str, clock: FakeClock) -> None:
+    """The race the test above rules out, run: six connections whose prepared set is
+    unknown (as after a failed batch) submit at the same moment, 30 times. A deadlock
+    would surface as a Conflict (retries off)."""
+    fleets = [
+        build_fleet(Settings(database_url=pg_database, pool_size=1, max_overflow=0), clock) for _ in range(6)
+    ]
+    try:
+        for fleet in fleets:
+            fleet.ctx.transaction_attempts = 1
+        with ThreadPoolExecutor(len(fleets)) as pool:
+            for _ in range(30):
+                for fleet in fleets:
+                    with _store(fleet).datastore.get_connection() as conn:
+                        SESSIONS.forget(conn)
+                barrier = threading.Barrier(len(fleets))
+
+                def write(fleet: Fleet, barrier: threading.Barrier = barrier) -> None:
+                    barrier.wait()
+                    submit(fleet, ACME)
+
+                list(pool.map(write, fleets))
+    finally:
+        for fleet in fleets:
+            fleet.close()
