@@ -130,19 +130,7 @@ class Sessions:
         """The statements to run on ``conn`` outside any transaction before its next
         write transaction begins (``OUTSIDE_TRANSACTIONS`` it has not prepared yet); they
         count as done from now on (``forget`` if they fail)."""
-        with self._lock:
-            known = self._known.get(conn, set())
-            out = []
-            if known is None:
-                out.append(DEALLOCATE_OURS)
-                known = set()
-            for name in OUTSIDE_TRANSACTIONS:
-                statement = prepared_query(name)
-                if statement is not None and statement.statement not in known:
-                    known.add(statement.statement)
-                    out.append(statement.prepare)
-            self._known[conn] = known
-        return out
+        return self.leading(conn, list(OUTSIDE_TRANSACTIONS))
 
     def forget(self, conn: psycopg.Connection[Any]) -> None:
         """A batch failed: what the session holds is no longer known."""
