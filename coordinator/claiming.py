@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import replace
+from datetime import datetime
 from threading import Lock
 from typing import Annotated, Protocol
 from uuid import UUID
@@ -181,15 +182,12 @@ class Claiming:
             return None
         now = self.ctx.clock.now()
         caps = factory.capabilities if request.capabilities is None else request.capabilities
+        factory_caps = caps if request.capabilities is None else None  # what the guard re-checks
         f = ClaimFilter(now=now, capabilities=caps, tenants=identity.scope(), queues=request.queues)
         if not admits(f, job) or factory.seats_free(0) == 0:
             return None
-        uow.guard_hand_over(factory.name, f, factory.capabilities if request.capabilities is None else None)
-        job.grant_lease(factory.name, request.lease_seconds or job.spec.lease_seconds, now)
-        if request.start:
-            job.start(job.epoch, now)
-        uow.add(job)
-        return [ClaimedJob.of(job)]
+        uow.guard_hand_over(factory.name, f, factory_caps)
+        return _lease(uow, [job], factory.name, request, now)
 
     def _remember(self, factory: Factory | None, short: bool) -> None:
         """After a claim that read ``factory``: a short claim (the queue had nothing more
@@ -251,14 +249,7 @@ class Claiming:
         self._remember(context.factory, short=len(jobs) < limit)
         if offered is not None:
             jobs = _with_offered(jobs, offered, f, limit, room)
-        for job in jobs:
-            if job.state is not JobState.QUEUED:
-                job.make_ready(now)  # a due scheduled or retrying job, promoted on the way
-            job.grant_lease(factory.name, request.lease_seconds or job.spec.lease_seconds, now)
-            if request.start:
-                job.start(job.epoch, now)
-        uow.add(*jobs)
-        return [ClaimedJob.of(job) for job in jobs]
+        return _lease(uow, jobs, factory.name, request, now)
 
     def _tenant_to_prefetch(self, f: ClaimFilter) -> str | None:
         """Whose jobs to lock with the claim context: the filter's one tenant, or for a
@@ -318,6 +309,20 @@ class Claiming:
             return []
         found = [job for jobs in uow.lock_claimable(scoped, asks, taken) for job in jobs]
         return best_first(found)[:gap]
+
+
+def _lease(
+    uow: UnitOfWork, jobs: list[Job], factory: str, request: ClaimRequest, now: datetime
+) -> list[ClaimedJob]:
+    """Lease the picked jobs to ``factory`` (started at once if the request says so)."""
+    for job in jobs:
+        if job.state is not JobState.QUEUED:
+            job.make_ready(now)  # a due scheduled or retrying job, promoted on the way
+        job.grant_lease(factory, request.lease_seconds or job.spec.lease_seconds, now)
+        if request.start:
+            job.start(job.epoch, now)
+    uow.add(*jobs)
+    return [ClaimedJob.of(job) for job in jobs]
 
 
 class _HandOver:
