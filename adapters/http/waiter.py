@@ -136,7 +136,6 @@ class Waiter(Generic[W]):
     def _take(self) -> list[Any]:
         handed, self._handed = self._handed, []
         self._answering = False
-        self.capacity -= len(handed)
         return handed
 
     def reserve(self) -> int:
@@ -153,6 +152,9 @@ class Waiter(Generic[W]):
         and give back the rest of its ``budget``. On the event loop."""
         self.reserved -= 1
         self._promised -= budget
+        # Counted at once, not when the request picks them up: a submit may reserve in
+        # between, and its budget must come out of what is really left.
+        self.capacity -= len(jobs)
         self._handed += jobs
         if jobs and not self.stream:
             self._answering = True

@@ -7,6 +7,9 @@ import asyncio
 import time
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from adapters.http.waiting import MAX_TOKENS, QUIET_KEYS, QUIET_SECONDS, WorkBroadcaster
 
 
@@ -397,6 +400,63 @@ def test_budgets_never_promise_more_than_the_capacity() -> None:
                 got = await asyncio.wait_for(waiting, 1) or []
                 got += await w.drain()
                 assert len(got) == capacity
+
+    run(scenario())
+
+
+def test_a_reservation_between_a_delivery_and_its_pick_up_counts_the_delivered_jobs() -> None:
+    """A delivery wakes the stream, but until the stream runs again it is still waiting
+    and reservable: a submit arriving in between must not be promised the slots the
+    delivered jobs took (the worker would be sent more jobs than it asked for)."""
+
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=4, stream=True) as w:
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            assert b.reserve("q", lambda _: True) == (w, 2)
+            assert b.reserve("q", lambda _: True) == (w, 1)
+            w.deliver(["a", "b"], 2)  # the stream has not picked them up yet
+            assert w.capacity == 2 and w.room == 1
+            assert b.reserve("q", lambda _: True) == (w, 1)
+            assert b.reserve("q", lambda _: True) is None
+            w.deliver(["c"], 1)
+            w.deliver(["d"], 1)
+            got = await asyncio.wait_for(waiting, 1)
+            assert got == ["a", "b", "c", "d"] and w.capacity == 0
+
+    run(scenario())
+
+
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(1, 8), steps=st.lists(st.tuples(st.booleans(), st.integers(0, 8)), max_size=30))
+def test_no_order_of_reservations_and_deliveries_gives_a_request_more_than_it_asked_for(
+    capacity: int, steps: list[tuple[bool, int]]
+) -> None:
+    """Reservations and deliveries (each of up to its budget, the stream not running in
+    between): what was delivered plus what is still promised never exceeds max_jobs."""
+
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=capacity, stream=True) as w:
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            held: list[int] = []
+            delivered = 0
+            for reserve, n in steps:
+                if reserve or not held:
+                    got = b.reserve("q", lambda _: True)
+                    if got is not None:
+                        held.append(got[1])
+                else:
+                    budget = held.pop(0)
+                    jobs = min(n, budget)
+                    w.deliver(["job"] * jobs, budget)
+                    delivered += jobs
+                assert delivered + sum(held) <= capacity, (delivered, held)
+            for budget in held:
+                w.deliver([], budget)
+            waiting.cancel()
 
     run(scenario())
 
