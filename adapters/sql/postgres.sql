@@ -28,16 +28,22 @@ FOR SHARE;
 SELECT job_id, depends_on FROM fleet_dependencies WHERE job_id = ANY(%(ids)s::uuid[]);
 
 -- name: dependents_of
-SELECT e.job_id
-FROM fleet_dependencies e JOIN fleet_jobs j ON j.job_id = e.job_id
-WHERE e.depends_on = ANY(%(ids)s::uuid[])
+-- The jobs are probed by key (= ANY(ARRAY(...))): as a join, a plan made while the jobs
+-- table was small (a prepared statement's generic plan lasts the session) merged with a
+-- scan of the whole table, on every completion. A job depending on several of ``ids``
+-- comes once (the join gave it once per edge; the caller kept it once).
+SELECT j.job_id
+FROM fleet_jobs j
+WHERE j.job_id = ANY(ARRAY(SELECT e.job_id FROM fleet_dependencies e WHERE e.depends_on = ANY(%(ids)s::uuid[])))
   AND j.state NOT IN ('succeeded', 'cancelled', 'superseded', 'dead_letter')
-ORDER BY e.job_id;
+ORDER BY j.job_id;
 
 -- name: blocked_dependents_of
 SELECT e.job_id, e.depends_on
 FROM fleet_dependencies e JOIN fleet_jobs j ON j.job_id = e.job_id
-WHERE e.depends_on = ANY(%(ids)s::uuid[]) AND j.state = 'blocked'
+WHERE e.depends_on = ANY(%(ids)s::uuid[])
+  AND j.job_id = ANY(ARRAY(SELECT d.job_id FROM fleet_dependencies d WHERE d.depends_on = ANY(%(ids)s::uuid[])))
+  AND j.state = 'blocked'
 ORDER BY e.job_id;
 
 -- name: find_idempotent
@@ -141,9 +147,13 @@ SELECT fleet_hand_over_guard(%(name)s, %(factory_caps)s::text[], %(now)s, %(caps
 SELECT count(*) AS n FROM fleet_jobs WHERE lease_factory_id = %(name)s;
 
 -- name: lock_jobs_leased_by
+-- In job_id order (the locking order) without a sort: the keys come from the factory's
+-- index, and the primary key is probed with them (ordered), instead of walking the
+-- whole primary key for the factory's rows.
 SELECT job_id, version, spec, snapshot
 FROM fleet_jobs
-WHERE lease_factory_id = %(name)s
+WHERE job_id = ANY(ARRAY(SELECT l.job_id FROM fleet_jobs l WHERE l.lease_factory_id = %(name)s))
+  AND lease_factory_id = %(name)s
 ORDER BY job_id
 FOR UPDATE;
 
@@ -228,7 +238,11 @@ UPDATE fleet_jobs j SET
 FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid, state text, phase text, epoch bigint,
     attempt int, version bigint, updated_at timestamptz, available_at timestamptz,
     lease_factory_id text, lease_expires_at timestamptz, snapshot text)
-WHERE j.job_id = u.job_id;
+WHERE j.job_id = u.job_id
+  -- A primary-key probe per row (as delete_queue): joined only on u, a plan made while
+  -- the table was small (a generic plan lasts the session) hashed the rows and walked
+  -- the whole table, on every claim, start and completion.
+  AND j.job_id = ANY(ARRAY(SELECT r.job_id FROM json_to_recordset(%(rows)s::json) AS r(job_id uuid)));
 
 -- name: delete_queue
 -- = ANY(ARRAY(...)): a primary-key probe per row. Joined USING the JSON rows instead, the
@@ -252,8 +266,12 @@ ON CONFLICT (job_id) DO UPDATE SET
 
 -- name: delete_idempotency
 -- Only while the key still points at the job that gave it up.
+-- The keys probe the primary key (= ANY(ARRAY(...)) on both columns), whatever plan a small
+-- table gave the prepared statement; the pairs and the job then pick the exact rows.
 DELETE FROM fleet_idempotency
-WHERE job_id = ANY(ARRAY(SELECT u.job_id FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid)))
+WHERE tenant = ANY(ARRAY(SELECT u.tenant FROM json_to_recordset(%(rows)s::json) AS u(tenant text)))
+  AND key = ANY(ARRAY(SELECT u.key FROM json_to_recordset(%(rows)s::json) AS u(key text)))
+  AND job_id = ANY(ARRAY(SELECT u.job_id FROM json_to_recordset(%(rows)s::json) AS u(job_id uuid)))
   AND (tenant, key) IN (SELECT u.tenant, u.key FROM json_to_recordset(%(rows)s::json) AS u(tenant text, key text));
 
 -- name: insert_idempotency
