@@ -266,8 +266,9 @@ ON CONFLICT (job_id) DO UPDATE SET
 
 -- name: delete_idempotency
 -- Only while the key still points at the job that gave it up.
--- The keys probe the primary key (= ANY(ARRAY(...)) on both columns), whatever plan a small
--- table gave the prepared statement; the pairs and the job then pick the exact rows.
+-- The primary key is searched with the given tenants and keys (= ANY(ARRAY(...))), so no
+-- plan walks the whole table (on an empty table the generic plan bounds the scan by the
+-- tenants alone); the pairs and the job then pick the exact rows.
 DELETE FROM fleet_idempotency
 WHERE tenant = ANY(ARRAY(SELECT u.tenant FROM json_to_recordset(%(rows)s::json) AS u(tenant text)))
   AND key = ANY(ARRAY(SELECT u.key FROM json_to_recordset(%(rows)s::json) AS u(key text)))
