@@ -53,7 +53,8 @@ def _unbounded(plan: dict[str, Any]) -> list[str]:
         kind = node["Node Type"]
         table = node.get("Relation Name")
         if kind == "Seq Scan" or (kind in ("Index Scan", "Index Only Scan") and "Index Cond" not in node):
-            out.append(f"{kind} on {table}" + (f" using {node['Index Name']}" if "Index Name" in node else ""))
+            index = f" using {node['Index Name']}" if "Index Name" in node else ""
+            out.append(f"{kind} on {table}{index}")
     return out
 
 
