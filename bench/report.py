@@ -28,6 +28,7 @@ PREFETCH = "fleetlog-prefetch"
 HTTP = "fleetlog-http"
 HTTP_QUEUE = "fleetlog-http-queue"
 HTTP_PROCS = "fleetlog-http-procs"
+HTTP_PREFETCH = "fleetlog-http-prefetch"
 ANALYTICS = "analytics"
 REBUILD_TARGET, LAG_P99_TARGET, ANALYTICS_MIN_EVENTS = 20_000, 1.0, 200_000
 """Issue 4's targets: rebuild >= 20,000 events/s (embedded engine), live lag p99 < 1 s during the
@@ -130,10 +131,13 @@ def cpu(d: dict[str, Any] | None) -> dict[str, dict[str, Any] | None]:
     return out
 
 
+def prefetch_value(data: dict[str, Any] | None) -> str:
+    sets = (data or {}).get("args", {}).get("worker_set") or []
+    return next((v.split("=", 1)[1] for v in sets if v.startswith("prefetch=")), "?")
+
+
 def prefetch_label(res: dict[str, dict[str, Any]]) -> str:
-    sets = res.get(PREFETCH, {}).get("args", {}).get("worker_set") or []
-    value = next((v.split("=", 1)[1] for v in sets if v.startswith("prefetch=")), "?")
-    return f"Fleetlog prefetch={value}"
+    return f"Fleetlog prefetch={prefetch_value(res.get(PREFETCH))}"
 
 
 def headline(res: dict[str, dict[str, Any]]) -> list[str]:
@@ -252,7 +256,13 @@ def variants_table(res: dict[str, dict[str, Any]], ht: dict[str, Any]) -> list[s
     server processes (step ``fleetlog-http-procs``, ``serve --processes N``), beside
     PgQueuer strict."""
     variants = [
-        (k, label) for k, label in ((HTTP_QUEUE, "hand-over off"), (HTTP_PROCS, procs_label(res))) if k in res
+        (k, label)
+        for k, label in (
+            (HTTP_QUEUE, "hand-over off"),
+            (HTTP_PREFETCH, http_prefetch_label(res)),
+            (HTTP_PROCS, procs_label(res)),
+        )
+        if k in res
     ]
     if not variants:
         return []
@@ -262,7 +272,9 @@ def variants_table(res: dict[str, dict[str, Any]], ht: dict[str, Any]) -> list[s
     lines = [
         "The HTTP path's variants, same session: the default (one `fleetlog serve` process, hand-over on), "
         "hand-over off (step `fleetlog-http-queue`: `serve --no-handoff`, every job through the queue and a "
-        "woken long-poll's claim) and several server processes on one socket (step `fleetlog-http-procs`: "
+        "woken long-poll's claim), workers holding leases beyond their handler threads (step "
+        "`fleetlog-http-prefetch`: `WorkerConfig.prefetch`, claim streams of up to concurrency + prefetch "
+        "jobs, no start recorded) and several server processes on one socket (step `fleetlog-http-procs`: "
         "`serve --processes N`, hand-over on).",
         "",
         f"| workload | {head} | {ratios} | **each / PgQueuer strict** |",
@@ -283,6 +295,10 @@ def variants_table(res: dict[str, dict[str, Any]], ht: dict[str, Any]) -> list[s
         )
         lines.append(f"| {label} | {' | '.join(cells)} | {' | '.join(rel)} | {vs_strict} |")
     return [*lines, ""]
+
+
+def http_prefetch_label(res: dict[str, dict[str, Any]]) -> str:
+    return f"prefetch={prefetch_value(res.get(HTTP_PREFETCH))}"
 
 
 def procs_label(res: dict[str, dict[str, Any]]) -> str:
@@ -353,6 +369,7 @@ def fleetlog_internals(res: dict[str, dict[str, Any]]) -> list[str]:
         (PREFETCH, prefetch_label(res)),
         (HTTP, "Fleetlog HTTP"),
         (HTTP_QUEUE, "Fleetlog HTTP, hand-over off"),
+        (HTTP_PREFETCH, "Fleetlog HTTP, prefetch"),
         (HTTP_PROCS, "Fleetlog HTTP, several server processes"),
     ):
         if key in res:
@@ -567,7 +584,7 @@ def detail_rows(res: dict[str, dict[str, Any]]) -> list[str]:
         return [f"(detailed rows unavailable: {exc})"]
     hdr = ["peer", "version", "workload", "setup", "median", "min", "max", "notes"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "|".join(["---"] * len(hdr)) + "|"]
-    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG, PREFETCH, HTTP, HTTP_QUEUE, HTTP_PROCS]
+    known = [PGBENCH, STRICT, IDIOMATIC, FLEETLOG, PREFETCH, HTTP, HTTP_QUEUE, HTTP_PREFETCH, HTTP_PROCS]
     for key in [*known, *sorted(set(res) - set(known))]:
         if key in res:
             for row in make_report.rows_for(res[key], key + ".json"):
@@ -603,7 +620,7 @@ def warnings(res: dict[str, dict[str, Any]], session: dict[str, Any]) -> list[st
     }
     if len(keys) > 1:
         out.append("> **Warning:** the result files differ in N/PROCS/CONC/REPEATS/W3 settings.")
-    for key in (FLEETLOG, PREFETCH, HTTP, HTTP_QUEUE, HTTP_PROCS, STRICT, IDIOMATIC):
+    for key in (FLEETLOG, PREFETCH, HTTP, HTTP_QUEUE, HTTP_PREFETCH, HTTP_PROCS, STRICT, IDIOMATIC):
         for r, v in enumerate(res.get(key, {}).get("workloads", {}).get("w2_drain", {}).get("verify") or []):
             if isinstance(v, dict) and not v.get("ok"):
                 out.append(f"> **Verification FAILED**: {key} W2 run {r}: {json.dumps(v)}")

@@ -12,13 +12,16 @@
 #   N=20000 PROCS=2 CONC=4 REPEATS=3 bash bench/run.sh  # the defaults, spelled out
 #   STEPS="fleetlog report" bash bench/run.sh           # a subset (steps: pgbench pgqueuer
 #                                                       #   pgqueuer-idiomatic fleetlog
-#                                                       #   fleetlog-prefetch fleetlog-http analytics report)
+#                                                       #   fleetlog-prefetch fleetlog-http fleetlog-http-queue
+#                                                       #   fleetlog-http-prefetch fleetlog-http-procs
+#                                                       #   analytics report)
 #   STEPS="analytics report" bash bench/run.sh          # the analytics step alone: ANALYTICS_N=50000 jobs
 #                                                       #   (>= 200,000 events), REPEATS repeats
 #
 # Other knobs: DSN (server + the peers' database, default postgresql://postgres@127.0.0.1:5432/bench),
 # NS (W1 one-at-a-time jobs, 2000), RATE (W3 jobs/s, 200), DURATION (W3 seconds, 20), PRODUCERS (4),
-# PGBENCH_SECONDS (5), PREFETCH (16: WorkerConfig.prefetch of the fleetlog-prefetch step),
+# PGBENCH_SECONDS (5), PREFETCH (16: WorkerConfig.prefetch of the fleetlog-prefetch and
+# fleetlog-http-prefetch steps),
 # FLEETLOG_ARGS (extra bench_fleetlog.py arguments for both Fleetlog steps, e.g. "--worker-set
 # completion_flush_ms=5"), HTTP_SERVERS (1: `fleetlog serve` processes of the fleetlog-http step),
 # SERVER_POOL (their --pool-size; empty: serve's default), OUT_DIR / REPORT (where JSON and the report go), PYTHON (to create the
@@ -193,6 +196,16 @@ for step in $STEPS; do
       # shellcheck disable=SC2086
       "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" "${http_args[@]}" --workloads w2,w3 \
           --out "$OUT_DIR/fleetlog-http-queue.json" --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
+    fleetlog-http-prefetch)
+      # The HTTP path with the workers holding PREFETCH leases beyond their handler threads
+      # (as the fleetlog-prefetch step does on the direct path): claim streams of up to
+      # CONC + PREFETCH jobs instead of CONC; W2 and W3
+      http_args=(--path http --http-servers "$HTTP_SERVERS")
+      [ -n "$SERVER_POOL" ] && http_args+=(--server-pool "$SERVER_POOL")
+      # shellcheck disable=SC2086
+      "$FLEETLOG_PY" bench/bench_fleetlog.py "${common[@]}" "${http_args[@]}" --workloads w2,w3 \
+          --worker-set "prefetch=$PREFETCH" --out "$OUT_DIR/fleetlog-http-prefetch.json" \
+          --stats-dir bench/results/tmp/worker-stats $FLEETLOG_ARGS ;;
     fleetlog-http-procs)
       # The HTTP path with `fleetlog serve --processes $SERVER_PROCESSES` (one socket, that many
       # server processes; hand-over on); W2 and W3
