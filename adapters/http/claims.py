@@ -162,7 +162,7 @@ class Claims:
         deadline = time.monotonic() + body.wait_seconds
         key = worker_key(identity, request)
         wants = (identity, request)
-        with self.broadcaster.waiter(body.queues, wants, body.max_jobs, stream=stream) as waiter:
+        with self.broadcaster.waiter(body.queues, wants, body.max_jobs, stream=stream, key=key) as waiter:
             # Its last claim was short a moment ago: wait (reservable) before claiming.
             first_wait = min(self.broadcaster.quiet_for(key), body.wait_seconds)
             claim_now = first_wait <= 0

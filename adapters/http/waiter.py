@@ -15,7 +15,7 @@ budget it did not use.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Hashable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -33,8 +33,11 @@ class Waiter(Generic[W]):
         capacity: int = 1,
         *,
         stream: bool = False,
+        key: Hashable | None = None,
     ):
         self._broadcaster = broadcaster
+        self.key = key
+        """The worker asking (the broadcaster's ``settled`` key; None: unknown)."""
         self.queues = None if queues is None else frozenset(queues)
         self.wants = wants
         """What the waiting request would claim (the API's; None: not reservable)."""

@@ -41,6 +41,12 @@ one (a backlog drains through hand-overs too). A submit picks a request nobody h
 when there is one (the work spreads over the workers). When that worker's last claim
 came back short, the submit's claim is decided on what that claim read and checked at
 commit: the whole hand-over is then one round trip on PostgreSQL (``Claiming.offer_to``).
+A submit that finds no request to reserve waits a moment (``reserve_soon``, bounded by
+the API's ``handoff_wait_seconds``) when one that could take its job will be reservable
+again soon: it is in a claim of its own, or it was a claim stream that ended because it
+was given all it asked for, and its worker, whose next stream opens as soon as it has
+read that end, has not asked again yet (``RETURN_SECONDS`` at most). A job sent to the
+queue in that gap would cost that worker a claim of its own when it comes back.
 
 Settled claims: a worker's next claim request arrives a moment after its last one
 answered, and claiming at once would usually find nothing (its previous claim, or the
@@ -78,6 +84,11 @@ QUIET_SECONDS = 0.1
 """How long after a short claim a worker's next long-poll may wait before claiming."""
 QUIET_KEYS = 10_000
 """Workers remembered (least recently settled forgotten first)."""
+RETURN_SECONDS = 0.1
+"""How long after a claim stream ended full its worker is expected back with the next
+one (``reserve_soon`` may wait for it meanwhile)."""
+RETURNING_KEYS = 10_000
+"""Workers expected back remembered (the oldest forgotten first)."""
 MAX_TOKENS = 64
 """Sets of queues with an announcement kept while no waiter was idle (the oldest is
 dropped past it; a waiter still finds its work within ``poll_seconds``)."""
@@ -95,6 +106,10 @@ class WorkBroadcaster:
         """The queues of announcements no waiter was idle to take, oldest first (None:
         any queue)."""
         self._settled: OrderedDict[Hashable, float] = OrderedDict()
+        self._returning: OrderedDict[Hashable, tuple[Waiter, float]] = OrderedDict()
+        """Workers whose claim stream ended full a moment ago, by worker key: the ended
+        request (what it wanted) and when it ended. The worker opens its next stream as
+        soon as it has read the last one's end."""
         self._watchers: list[_Watcher] = []
         """Submits waiting for a request to wait again (``reserve_soon``)."""
         self._stop = threading.Event()
@@ -134,28 +149,34 @@ class WorkBroadcaster:
         capacity: int = 1,
         *,
         stream: bool = False,
+        key: Hashable | None = None,
     ) -> Waiter[W]:
-        """Register before the first claim attempt, so no wake-up in between is missed."""
-        waiter: Waiter[W] = Waiter(self, queues, wants, capacity, stream=stream)
+        """Register before the first claim attempt, so no wake-up in between is missed.
+        ``key``: the worker asking (``settled``), so that a stream it fills is expected
+        back (``reserve_soon``) until its next request registers."""
+        waiter: Waiter[W] = Waiter(self, queues, wants, capacity, stream=stream, key=key)
         with self._lock:
             self._waiters[waiter] = None
+            if key is not None:
+                self._returning.pop(key, None)
         return waiter
 
     async def reserve_soon(
         self, queue: str, fits: Callable[[W], bool], wait: float
     ) -> tuple[Waiter[W], int] | None:
         """``reserve``; when nothing is reservable but a request that fits is in a claim
-        of its own, wait up to ``wait`` seconds for it (or another) to wait again. A
-        claim lasts a millisecond or two; a job sent to the queue meanwhile would cost
-        it a claim of its own (its announcement wakes a waiter), during which the next
-        submit finds nobody waiting either: a worker could go on claiming job by job
-        instead of being handed them. On the event loop."""
+        of its own, or its worker is between two claim streams (``_coming_back``), wait
+        up to ``wait`` seconds for it (or another) to wait again. A claim lasts a
+        millisecond or two; a job sent to the queue meanwhile would cost it a claim of
+        its own (its announcement wakes a waiter), during which the next submit finds
+        nobody waiting either: a worker could go on claiming job by job instead of being
+        handed them. On the event loop."""
         found = self.reserve(queue, fits)
         if found is not None or wait <= 0:
             return found
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        while self._claiming(queue, fits):
+        while self._claiming(queue, fits) or self._coming_back(queue, fits):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
@@ -182,6 +203,20 @@ class WorkBroadcaster:
                 for w in self._waiters
             )
 
+    def _coming_back(self, queue: str, fits: Callable[[W], bool]) -> bool:
+        """A worker that fits filled a claim stream a moment ago and has not asked again
+        yet: between two streams, not gone (its next request's wait resolves the
+        watchers, as a claim's end does)."""
+        wanted = frozenset((queue,))
+        horizon = time.monotonic() - RETURN_SECONDS
+        with self._lock:
+            while self._returning:
+                _, (_, ended) = next(iter(self._returning.items()))
+                if ended >= horizon:
+                    break
+                self._returning.popitem(last=False)
+            return any(w.concerns(wanted) and fits(w.wants) for w, _ in self._returning.values())
+
     def reserve(self, queue: str, fits: Callable[[W], bool]) -> tuple[Waiter[W], int] | None:
         """A reservable request for ``queue`` whose ``wants`` ``fits``, reserved for one
         submit, which must ``deliver`` to it: the longest-waiting one nobody holds yet,
@@ -201,6 +236,18 @@ class WorkBroadcaster:
     def remove(self, waiter: Waiter) -> None:
         with self._lock:
             self._waiters.pop(waiter, None)
+            if (
+                waiter.stream
+                and waiter.capacity <= 0
+                and waiter.key is not None
+                and waiter.wants is not None
+                and not self._closing.is_set()
+            ):
+                # Filled: its worker asks again as soon as it has read the end.
+                self._returning[waiter.key] = (waiter, time.monotonic())
+                self._returning.move_to_end(waiter.key)
+                while len(self._returning) > RETURNING_KEYS:
+                    self._returning.popitem(last=False)
 
     def settled(self, key: Hashable) -> None:
         """A claim for worker ``key`` came back short."""

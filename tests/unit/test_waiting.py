@@ -10,7 +10,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.http.waiting import MAX_TOKENS, QUIET_KEYS, QUIET_SECONDS, WorkBroadcaster
+from adapters.http.waiting import (
+    MAX_TOKENS,
+    QUIET_KEYS,
+    QUIET_SECONDS,
+    RETURN_SECONDS,
+    RETURNING_KEYS,
+    WorkBroadcaster,
+)
 
 
 def run(coro: Any) -> Any:
@@ -513,5 +520,79 @@ def test_a_request_about_to_be_handed_a_job_leaves_the_kept_announcement_for_lat
             assert await asyncio.wait_for(waiting, 1) == ["job"]
             # With no submit waiting, its next wait takes the token and claims
             assert await asyncio.wait_for(w.wait(5), 1) is None and w.woken and b.tokens == 0
+
+    run(scenario())
+
+
+def test_a_submit_waits_for_a_worker_between_two_streams_and_hands_its_job_to_the_next() -> None:
+    """A claim stream given all it asked for ends; its worker opens the next one as soon as
+    it has read the end. A job queued meanwhile would cost that worker a claim of its own."""
+
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=1, stream=True, key="worker") as first:
+            first.took(1)  # filled
+        reserving = asyncio.create_task(b.reserve_soon("q", lambda _: True, 1.0))
+        await asyncio.sleep(0.02)
+        assert not reserving.done(), "it sent the job to the queue while the worker was coming back"
+        with b.waiter(["q"], wants="w", capacity=4, stream=True, key="worker") as second:
+            waiting = asyncio.create_task(second.wait(5))
+            assert await asyncio.wait_for(reserving, 1) == (second, 2)
+            second.deliver(["job"], 2)
+            assert await asyncio.wait_for(waiting, 1) == ["job"]
+
+    run(scenario())
+
+
+def test_a_submit_does_not_wait_for_a_worker_whose_stream_ended_short_or_long_ago() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=2, stream=True, key="short"):
+            pass  # its wait ended with room left: not coming back at once
+        with b.waiter(["q"], wants="w", capacity=1, key="poll") as poll:
+            poll.took(1)  # a plain long poll: not a stream
+        with b.waiter(["q"], wants="w", capacity=1, stream=True) as unknown:
+            unknown.took(1)  # no worker key
+        with b.waiter(["q3"], wants="w", capacity=1, stream=True, key="other-queue") as elsewhere:
+            elsewhere.took(1)
+        started = time.monotonic()
+        assert await b.reserve_soon("q2", lambda _: True, 1.0) is None
+        assert await b.reserve_soon("q", lambda _: True, 1.0) is None
+        assert time.monotonic() - started < 0.05, "it waited for a worker that is not coming back"
+
+        with b.waiter(["q"], wants="w", capacity=1, stream=True, key="filled") as filled:
+            filled.took(1)
+        started = time.monotonic()
+        assert await b.reserve_soon("q", lambda wants: wants == "other", 1.0) is None
+        assert time.monotonic() - started < 0.05, "it waited for a worker that could not take the job"
+        assert await b.reserve_soon("q", lambda _: True, 0.05) is None  # waits no longer than its bound
+        await asyncio.sleep(RETURN_SECONDS)
+        started = time.monotonic()
+        assert await b.reserve_soon("q", lambda _: True, 1.0) is None
+        assert time.monotonic() - started < 0.05, "it waited for a worker that did not come back in time"
+
+    run(scenario())
+
+
+def test_a_shutting_down_server_expects_no_worker_back() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        b.begin_shutdown()
+        with b.waiter(["q"], wants="w", capacity=1, stream=True, key="worker") as w:
+            w.took(1)
+        started = time.monotonic()
+        assert await b.reserve_soon("q", lambda _: True, 1.0) is None
+        assert time.monotonic() - started < 0.05
+
+    run(scenario())
+
+
+def test_workers_expected_back_are_bounded() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        for i in range(RETURNING_KEYS + 5):
+            with b.waiter(["q"], wants="w", capacity=1, stream=True, key=i) as w:
+                w.took(1)
+        assert len(b._returning) == RETURNING_KEYS and 0 not in b._returning
 
     run(scenario())
