@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -98,7 +99,7 @@ def test_without_analytics_the_routes_say_so(live_server: LiveServer) -> None:
 
 
 def test_a_cli_rebuild_is_done_by_the_leading_server(
-    analytics_server: LiveServer, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+    analytics_server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_jobs(analytics_server, "acme", 2, "m-a")
     before = caught_up(analytics_server)
@@ -109,7 +110,10 @@ def test_a_cli_rebuild_is_done_by_the_leading_server(
         if settings.database_url
         else ["--data-dir", str(settings.data_dir)]
     )
-    cli = Cli(store, settings.data_dir, in_process=True, monkeypatch=monkeypatch)
+    # On PostgreSQL the settings' data dir is the default, relative one, which need not
+    # exist: the command runs from a directory of its own then.
+    cwd = tmp_path if settings.database_url else settings.data_dir
+    cli = Cli(store, cwd, in_process=True, monkeypatch=monkeypatch)
     # When an operator asks for a rebuild while the server leads the projection
     done = cli("analytics", "rebuild", "--wait", "60", tenant=None).json()
     # Then the server did it, and the data is whole
