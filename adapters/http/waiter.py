@@ -108,7 +108,8 @@ class Waiter(Generic[W]):
         ``timeout``, whichever comes first: the jobs it was given (None: none, claim as
         usual). A plain long poll given jobs first waits for every reservation still
         outstanding (past ``timeout`` too: what those claim is leased to it)."""
-        if self._broadcaster._idle(self):
+        if self._broadcaster._idle(self) or self.woken:
+            # Woken and not yet claimed (a delivery came with the wake-up): claim now.
             self._signalled = True
         try:
             if not self._signalled and timeout > 0:
@@ -177,6 +178,12 @@ class Waiter(Generic[W]):
 
     def close(self) -> None:
         self._broadcaster.remove(self)
+        if self.woken:
+            # Ending with a wake-up it never claimed for (a delivery filled it, or its
+            # plain long poll answered with it, in the moment the wake-up chose it):
+            # whatever was announced is still claimable, so hand it on, kept if
+            # nobody is idle.
+            self.pass_on(keep=True)
 
     def __enter__(self) -> Waiter[W]:
         return self

@@ -24,7 +24,9 @@ every job committed before it, so a burst costs one claim more, not one per job.
 next waiter for those queues to wait takes the token and claims at once. The woken
 request hands its wake-up on (``pass_on``) when its claim came back full (there may be
 more work: kept as a token if nobody is idle) or empty (someone else took it, or its
-capabilities did not fit: only to someone idle). Shutdowns, reconnects and retries call
+capabilities did not fit: only to someone idle), and when it ends without claiming at
+all (a delivery filled it, or answered its plain long poll, in the moment the wake-up
+chose it: kept as a token if nobody is idle). Shutdowns, reconnects and retries call
 ``wake_all``. On PostgreSQL the API's own writes do not poke the broadcaster (``local``):
 their NOTIFY arrives anyway, and both would wake two.
 

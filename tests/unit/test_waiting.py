@@ -596,3 +596,44 @@ def test_workers_expected_back_are_bounded() -> None:
         assert len(b._returning) == RETURNING_KEYS and 0 not in b._returning
 
     run(scenario())
+
+
+def test_a_wake_up_given_to_a_request_that_ends_without_claiming_is_passed_on() -> None:
+    """A notification may pick a stream in the moment between a delivery that fills it
+    and its resumption; the stream then ends without claiming. The announced job must not
+    wait for somebody's next poll."""
+
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="other", capacity=1) as other:
+            other.claiming = True  # busy: not idle, so the notification picks the stream
+            with b.waiter(["q"], wants="w", capacity=1, stream=True) as w:
+                waiting = asyncio.create_task(w.wait(5))
+                await settle()
+                assert b.reserve("q", lambda wants: wants == "w") == (w, 1)
+                w.deliver(["job"], 1)  # fills it
+                b.notify(["q"])  # before it resumes: still idle, so it is picked
+                assert w.woken
+                assert await asyncio.wait_for(waiting, 1) == ["job"]
+            assert b.tokens == 1, "the announcement went with the stream that ended"
+            other.claiming = False
+            assert await asyncio.wait_for(other.wait(5), 1) is None and other.woken
+
+    run(scenario())
+
+
+def test_a_wake_up_not_yet_acted_on_is_never_slept_through() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=4, stream=True) as w:
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            assert b.reserve("q", lambda _: True) == (w, 2)
+            w.deliver(["job"], 2)
+            b.notify(["q"])
+            assert await asyncio.wait_for(waiting, 1) == ["job"]
+            started = time.monotonic()
+            assert await asyncio.wait_for(w.wait(5), 1) is None  # claim now
+            assert time.monotonic() - started < 0.5
+
+    run(scenario())
