@@ -217,7 +217,11 @@ class WorkBroadcaster:
                 if ended >= horizon:
                     break
                 self._returning.popitem(last=False)
-            return any(w.concerns(wanted) and fits(w.wants) for w, _ in self._returning.values())
+            for ended_full, _ in self._returning.values():
+                wants = ended_full.wants
+                if wants is not None and ended_full.concerns(wanted) and fits(wants):
+                    return True
+            return False
 
     def reserve(self, queue: str, fits: Callable[[W], bool]) -> tuple[Waiter[W], int] | None:
         """A reservable request for ``queue`` whose ``wants`` ``fits``, reserved for one

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.http.waiter import Waiter
 from adapters.http.waiting import (
     MAX_TOKENS,
     QUIET_KEYS,
@@ -31,6 +32,15 @@ def broadcaster() -> WorkBroadcaster:
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
+
+
+async def handed_over(reserving: asyncio.Task[Any], w: Waiter[Any], budget: int) -> None:
+    """``w`` begins to wait: the submit waiting in ``reserving`` reserves it with ``budget``,
+    and ``w`` gets the job that submit delivers."""
+    waiting = asyncio.create_task(w.wait(5))
+    assert await asyncio.wait_for(reserving, 1) == (w, budget)
+    w.deliver(["job"], budget)
+    assert await asyncio.wait_for(waiting, 1) == ["job"]
 
 
 def test_a_reserved_waiter_gets_what_the_submit_delivers() -> None:
@@ -477,10 +487,7 @@ def test_a_submit_waits_for_a_request_busy_in_its_own_claim_instead_of_queueing(
             await asyncio.sleep(0.05)
             assert not reserving.done(), "it gave up on a request that waits again in a moment"
             w.claiming = False
-            waiting = asyncio.create_task(w.wait(5))
-            assert await asyncio.wait_for(reserving, 1) == (w, 1)
-            w.deliver(["job"], 1)
-            assert await asyncio.wait_for(waiting, 1) == ["job"]
+            await handed_over(reserving, w, 1)
 
     run(scenario())
 
@@ -536,10 +543,7 @@ def test_a_submit_waits_for_a_worker_between_two_streams_and_hands_its_job_to_th
         await asyncio.sleep(0.02)
         assert not reserving.done(), "it sent the job to the queue while the worker was coming back"
         with b.waiter(["q"], wants="w", capacity=4, stream=True, key="worker") as second:
-            waiting = asyncio.create_task(second.wait(5))
-            assert await asyncio.wait_for(reserving, 1) == (second, 2)
-            second.deliver(["job"], 2)
-            assert await asyncio.wait_for(waiting, 1) == ["job"]
+            await handed_over(reserving, second, 2)
 
     run(scenario())
 
