@@ -27,7 +27,7 @@ from adapters.auth import TokenAuthority
 from adapters.http import problems
 from adapters.http.analytics_api import AnalyticsApi
 from adapters.http.api import Api
-from adapters.http.claims import DEFAULT_HANDOFF_WAIT
+from adapters.http.claims import DEFAULT_HANDOFF_WAIT, MAX_HANDOFF_WAIT
 from adapters.http.docs import PAGE
 from adapters.http.openapi import document
 from adapters.http.routing import Dispatcher
@@ -53,7 +53,7 @@ class ApiConfig(BaseModel):
     handoff: bool = True
     """Offer a new job to a long-poll claim waiting here, in the submit's transaction
     (see ``adapters.http.waiting``); off: every job goes through the queue."""
-    handoff_wait_seconds: Annotated[float, Field(ge=0, le=1)] = DEFAULT_HANDOFF_WAIT
+    handoff_wait_seconds: Annotated[float, Field(ge=0, le=MAX_HANDOFF_WAIT)] = DEFAULT_HANDOFF_WAIT
     """How long a submit may wait for a waiting claim busy in a claim of its own."""
 
 

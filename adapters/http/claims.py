@@ -31,6 +31,7 @@ Run = Callable[..., Awaitable[Any]]
 DEFAULT_HANDOFF_WAIT = 0.005
 """A claim lasts a millisecond or two: a submit waits this long at most for a busy
 waiting request rather than queue its job (see ``WorkBroadcaster.reserve_soon``)."""
+MAX_HANDOFF_WAIT = 1.0
 
 Wants = tuple[Identity, ClaimRequest]
 """What a waiting claim would claim: the worker and its request."""

@@ -26,6 +26,7 @@ from adapters.analytics.runtime import AnalyticsRuntime
 from adapters.auth import TokenAuthority, load_secret
 from adapters.bootstrap import Settings, analytics_settings, build_app
 from adapters.http.app import DEFAULT_MAX_BODY_BYTES, ApiConfig, create_app
+from adapters.http.claims import DEFAULT_HANDOFF_WAIT, MAX_HANDOFF_WAIT
 from adapters.http.coalescing import CoalescingProtocol
 from adapters.http.processes import Supervisor
 from adapters.http.waiting import WorkBroadcaster
@@ -74,6 +75,16 @@ def parser() -> argparse.ArgumentParser:
         help="never give a new job straight to a waiting long-poll claim (every job goes through the queue)",
     )
     p.add_argument(
+        "--handoff-wait",
+        type=_handoff_wait,
+        default=None,
+        metavar="SECONDS",
+        help=(
+            "longest a submit waits for a worker that is in a claim of its own or between two claim "
+            f"streams, rather than queue its job (0-{MAX_HANDOFF_WAIT:g}; default {DEFAULT_HANDOFF_WAIT:g})"
+        ),
+    )
+    p.add_argument(
         "--grace-seconds", type=float, default=10.0, help="on SIGTERM: time for requests in flight"
     )
     p.add_argument("--log-level", default="INFO")
@@ -94,6 +105,25 @@ class Server(uvicorn.Server):
         # uvicorn re-raises a captured signal after its graceful shutdown, so the process
         # would end "killed by SIGTERM"; a completed graceful stop exits 0 instead.
         self._captured_signals.clear()
+
+
+def _handoff_wait(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= seconds <= MAX_HANDOFF_WAIT:
+        raise argparse.ArgumentTypeError(f"must be 0-{MAX_HANDOFF_WAIT:g} seconds, got {text}")
+    return seconds
+
+
+def api_config(args: argparse.Namespace, *, leader: bool) -> ApiConfig:
+    return ApiConfig(
+        max_body_bytes=args.max_body_bytes,
+        background=leader and not args.no_background,
+        handoff=not args.no_handoff,
+        **({} if args.handoff_wait is None else {"handoff_wait_seconds": args.handoff_wait}),
+    )
 
 
 def uvicorn_config(app: Any, **options: Any) -> uvicorn.Config:
@@ -194,12 +224,7 @@ def serve(
         sys.stderr.write(f"fleetlog serve: {exc.message}\n")
         return 2
     try:
-        config = ApiConfig(
-            max_body_bytes=args.max_body_bytes,
-            background=leader and not args.no_background,
-            handoff=not args.no_handoff,
-        )
-        app = create_app(fleet, authority, config, analytics)
+        app = create_app(fleet, authority, api_config(args, leader=leader), analytics)
         server = Server(
             uvicorn_config(
                 app,

@@ -45,7 +45,8 @@ came back short, the submit's claim is decided on what that claim read and check
 commit: the whole hand-over is then one round trip on PostgreSQL (``Claiming.offer_to``).
 A submit that finds no request to reserve waits a moment (``reserve_soon``, bounded by
 the API's ``handoff_wait_seconds``) when one that could take its job will be reservable
-again soon: it is in a claim of its own, or it was a claim stream that ended because it
+again soon: it is in a claim of its own, all its room is promised to hand-overs still in
+their transactions (what they do not use comes back), or it was a claim stream that ended because it
 was given all it asked for, and its worker, whose next stream opens as soon as it has
 read that end, has not asked again yet (``RETURN_SECONDS`` at most). A job sent to the
 queue in that gap would cost that worker a claim of its own when it comes back.
@@ -167,7 +168,8 @@ class WorkBroadcaster:
         self, queue: str, fits: Callable[[W], bool], wait: float
     ) -> tuple[Waiter[W], int] | None:
         """``reserve``; when nothing is reservable but a request that fits is in a claim
-        of its own, or its worker is between two claim streams (``_coming_back``), wait
+        of its own or has all its room promised to hand-overs in flight
+        (``_busy_soon_free``), or its worker is between two claim streams (``_coming_back``), wait
         up to ``wait`` seconds for it (or another) to wait again. A claim lasts a
         millisecond or two; a job sent to the queue meanwhile would cost it a claim of
         its own (its announcement wakes a waiter), during which the next submit finds
@@ -178,7 +180,7 @@ class WorkBroadcaster:
             return found
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        while self._claiming(queue, fits) or self._coming_back(queue, fits):
+        while self._busy_soon_free(queue, fits) or self._coming_back(queue, fits):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
@@ -197,11 +199,14 @@ class WorkBroadcaster:
                 return found
         return None
 
-    def _claiming(self, queue: str, fits: Callable[[W], bool]) -> bool:
+    def _busy_soon_free(self, queue: str, fits: Callable[[W], bool]) -> bool:
+        """A request that fits is in a claim of its own, or has all its room promised to
+        hand-overs still in flight (what they do not use comes back when they deliver;
+        it then waits again, or ends full and its worker comes back)."""
         wanted = frozenset((queue,))
         with self._lock:
             return any(
-                w.claiming and w.wants is not None and w.concerns(wanted) and fits(w.wants)
+                (w.claiming or w.reserved) and w.wants is not None and w.concerns(wanted) and fits(w.wants)
                 for w in self._waiters
             )
 

@@ -492,6 +492,47 @@ def test_a_submit_waits_for_a_request_busy_in_its_own_claim_instead_of_queueing(
     run(scenario())
 
 
+def test_a_submit_waits_for_a_request_whose_room_is_all_promised_to_hand_overs_in_flight() -> None:
+    """Each hand-over holds part of the request's room until it delivers, and gives back
+    what it did not use: a submit arriving meanwhile waits for that rather than queue its
+    job (a queued job costs a claim of its own, during which the next submits find the
+    request busy again)."""
+
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=1, stream=True) as w:
+            first = asyncio.create_task(w.wait(5))
+            await settle()
+            assert b.reserve("q", lambda _: True) == (w, 1)  # all its room, promised
+            reserving = asyncio.create_task(b.reserve_soon("q", lambda _: True, 1.0))
+            await asyncio.sleep(0.05)
+            assert not reserving.done(), "it queued the job while a hand-over held the request's room"
+            w.deliver([], 1)  # the first hand-over claimed nothing for it: its room is back
+            assert await asyncio.wait_for(first, 1) is None
+            await handed_over(reserving, w, 1)
+
+    run(scenario())
+
+
+def test_a_submit_waits_for_promised_room_no_longer_than_its_bound() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=1, stream=True) as w:
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            assert b.reserve("q", lambda _: True) == (w, 1)
+            started = time.monotonic()
+            assert await b.reserve_soon("q", lambda _: True, 0.1) is None
+            assert 0.08 < time.monotonic() - started < 1
+            started = time.monotonic()
+            assert await b.reserve_soon("q", lambda wants: wants == "other", 1.0) is None
+            assert time.monotonic() - started < 0.05, "it waited for a request that could not take the job"
+            w.deliver([], 1)
+            assert await asyncio.wait_for(waiting, 1) is None
+
+    run(scenario())
+
+
 def test_a_submit_waits_no_longer_than_its_bound_nor_for_requests_that_do_not_fit() -> None:
     async def scenario() -> None:
         b = broadcaster()
