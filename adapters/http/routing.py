@@ -274,8 +274,13 @@ def _query(model: type[BaseModel], request: Request) -> Any:
         values = request.query_params.getlist(key)
         if _is_list(model, key):
             data[key] = [part for v in values for part in v.split(",") if part]
+        elif len(values) > 1:
+            message = f"given {len(values)} times; give it once"
+            errors = [{"loc": f"query.{key}", "msg": message, "type": "schema"}]
+            detail = f"invalid query: query.{key}: {message}"
+            raise BadBody(problems.problem("invalid-request", detail, errors=errors))
         else:
-            data[key] = values[-1]
+            data[key] = values[0]
     try:
         return model.model_validate(data)
     except ValidationError as exc:

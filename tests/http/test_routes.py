@@ -192,6 +192,10 @@ def test_list_is_keyset_paginated_and_filtered(live_server: LiveServer) -> None:
         problem(http.get("/v1/jobs", params={"state": "nonsense"}), 422, "invalid-request")
         problem(http.get("/v1/jobs", params={"limit": 0}), 422, "invalid-request")
         problem(http.get("/v1/jobs", params={"colour": "red"}), 422, "invalid-request")
+        # A single-valued parameter given twice is refused, not read as one of the two
+        twice = http.get("/v1/jobs", params=[("queue", "a"), ("queue", "b")])
+        problem(twice, 422, "invalid-request")
+        assert "given 2 times" in twice.json()["detail"]
 
 
 def test_get_job_shows_lease_attempts_checkpoint_and_phase(live_server: LiveServer) -> None:
