@@ -12,13 +12,15 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+from uuid import uuid4
 
 from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
-from adapters.http.claims import DEFAULT_HANDOFF_WAIT, Claims
+from adapters.http.claims import DEFAULT_HANDOFF_WAIT, REFILL_IDLE_SECONDS, Claims
 from adapters.http.routing import JSON, NDJSON, Call, Endpoint, LinesOf, ListOf
 from adapters.http.schemas import (
+    STREAM_HEADER,
     BatchResult,
     BatchSubmit,
     CancelBody,
@@ -33,11 +35,14 @@ from adapters.http.schemas import (
     Readiness,
     ReleaseBody,
     RenewBody,
+    RoomBody,
+    RoomResult,
     StateQuery,
     SubmitResponse,
 )
 from adapters.http.waiting import WorkBroadcaster
 from adapters.submit_schema import SubmitArguments
+from coordinator.errors import InvalidRequest
 from coordinator.fleet import Fleet
 from coordinator.identity import Identity, Role
 from coordinator.quotas import QuotaView, TenantQuotas
@@ -90,6 +95,7 @@ class Api:
         threads: int,
         handoff: bool = True,
         handoff_wait: float = DEFAULT_HANDOFF_WAIT,
+        refill_idle: float = REFILL_IDLE_SECONDS,
     ):
         self.fleet = fleet
         self.broadcaster = broadcaster
@@ -97,7 +103,9 @@ class Api:
         # per call) cost more CPU per request than the hop itself. Calls beyond
         # ``threads`` wait in the pool's queue, as they waited for the limiter.
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fleetlog-api")
-        self.claims = Claims(fleet, broadcaster, self.run, handoff=handoff, handoff_wait=handoff_wait)
+        self.claims = Claims(
+            fleet, broadcaster, self.run, handoff=handoff, handoff_wait=handoff_wait, refill_idle=refill_idle
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn`` on a worker thread, in a copy of the caller's context. A cancelled
@@ -179,6 +187,18 @@ class Api:
 
     async def claim(self, call: Call) -> Response:
         body: ClaimBody = call.body
+        if body.refill:
+            raise InvalidRequest(
+                "claim",
+                [
+                    {
+                        "loc": "body.refill",
+                        "msg": "refill is for claim streams (POST /v1/claim/stream): "
+                        "a long poll answers once",
+                        "type": "value_error",
+                    }
+                ],
+            )
         batches = self.claims.batches(
             call.identity, body, stream=False, disconnected=call.request.is_disconnected
         )
@@ -190,8 +210,9 @@ class Api:
         an ordinary problem response; the rest is written as it comes. A failure after
         that ends the stream (logged): the worker's next request meets it again, first."""
         body: ClaimBody = call.body
+        stream_id = uuid4().hex if body.refill else None
         batches = self.claims.batches(
-            call.identity, body, stream=True, disconnected=call.request.is_disconnected
+            call.identity, body, stream=True, disconnected=call.request.is_disconnected, stream_id=stream_id
         )
         try:
             first: list[ClaimedJob] = await anext(batches, [])
@@ -209,7 +230,13 @@ class Api:
             finally:
                 await batches.aclose()
 
-        return StreamingResponse(lines(), media_type=NDJSON)
+        headers = None if stream_id is None else {STREAM_HEADER: stream_id}
+        return StreamingResponse(lines(), media_type=NDJSON, headers=headers)
+
+    async def add_room(self, call: Call) -> Response:
+        body: RoomBody = call.body
+        room = self.claims.add_room(call.identity, body.stream, body.jobs)
+        return json_response(RoomResult(stream=body.stream, room=room))
 
     async def patch_job(self, call: Call) -> Response:
         body: PatchJob = call.body
@@ -433,7 +460,25 @@ class Api:
                 "written as one line as soon as it is leased (handed over by a submit, or claimed "
                 "when work is announced), and the stream ends once max_jobs jobs were written or "
                 "wait_seconds have passed. A worker keeps one stream open instead of asking again "
-                "after every job. A refusal before the first job is an ordinary problem response.",
+                "after every job. A refusal before the first job is an ordinary problem response. "
+                "With refill, the response's Fleetlog-Stream header names the stream, and the worker "
+                "gives it room as its handler slots free (POST /v1/claim/room): the stream stays open "
+                "past max_jobs, until wait_seconds, or until it has had no room for a moment.",
+            ),
+            Endpoint(
+                "POST",
+                "/v1/claim/room",
+                "add_claim_room",
+                "Give a refilled claim stream room for more jobs.",
+                self.add_room,
+                Role.WORKER,
+                {200: RoomResult, **common, 404: Problem, 422: Problem},
+                body=RoomBody,
+                tag="workers",
+                description="The worker freed handler slots: the claim stream it opened with refill "
+                "may be given that many more jobs (100 at most in all). 404 when no such stream of "
+                "this worker is open on this server process (it ended, or another process serves it): "
+                "the worker then lets that stream end and opens the next one.",
             ),
             Endpoint(
                 "POST",

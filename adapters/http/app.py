@@ -27,10 +27,11 @@ from adapters.auth import TokenAuthority
 from adapters.http import problems
 from adapters.http.analytics_api import AnalyticsApi
 from adapters.http.api import Api
-from adapters.http.claims import DEFAULT_HANDOFF_WAIT, MAX_HANDOFF_WAIT
+from adapters.http.claims import DEFAULT_HANDOFF_WAIT, MAX_HANDOFF_WAIT, REFILL_IDLE_SECONDS
 from adapters.http.docs import PAGE
 from adapters.http.openapi import document
 from adapters.http.routing import Dispatcher
+from adapters.http.schemas import MAX_WAIT_SECONDS
 from adapters.http.waiting import WorkBroadcaster
 from coordinator.fleet import Fleet
 
@@ -55,6 +56,9 @@ class ApiConfig(BaseModel):
     (see ``adapters.http.waiting``); off: every job goes through the queue."""
     handoff_wait_seconds: Annotated[float, Field(ge=0, le=MAX_HANDOFF_WAIT)] = DEFAULT_HANDOFF_WAIT
     """How long a submit may wait for a waiting claim busy in a claim of its own."""
+    refill_idle_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT_SECONDS)] = REFILL_IDLE_SECONDS
+    """How long a refilled claim stream with no room waits for its worker to give it some
+    before it ends."""
 
 
 class BackgroundServices:
@@ -126,6 +130,7 @@ def create_app(
         threads=config.threads,
         handoff=config.handoff,
         handoff_wait=config.handoff_wait_seconds,
+        refill_idle=config.refill_idle_seconds,
     )
     endpoints = api.endpoints() + AnalyticsApi(analytics, api.run).endpoints()
     dispatcher = Dispatcher(authority, max_body_bytes=config.max_body_bytes)

@@ -4,21 +4,26 @@ claim requests that wait for work (``waiting.py`` has the mechanism).
 ``batches`` is one claim request, as a sequence of batches of leased jobs: a long poll
 answers with everything it yields (at most one batch, and what reservations still held
 for it bring); a claim stream writes each batch as it comes, until it has been given
-``max_jobs`` jobs or its wait ends.
+``max_jobs`` jobs or its wait ends. A refilled stream (``refill``) is given more room by
+its worker as handler slots free (``add_room``, ``POST /v1/claim/room``): it goes on
+past ``max_jobs``, and ends at its deadline or once it has had no room for
+``refill_idle`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from adapters.http.schemas import ClaimBody
+from adapters.http.schemas import MAX_CLAIM_HTTP, ClaimBody
 from adapters.http.waiter import Waiter
 from adapters.http.waiting import WorkBroadcaster
 from coordinator.claiming import ClaimRequest
+from coordinator.errors import NotFound
 from coordinator.fleet import Fleet
 from coordinator.identity import Identity
 from coordinator.views import ClaimedJob, SubmitResult
@@ -32,6 +37,10 @@ DEFAULT_HANDOFF_WAIT = 0.005
 """A claim lasts a millisecond or two: a submit waits this long at most for a busy
 waiting request rather than queue its job (see ``WorkBroadcaster.reserve_soon``)."""
 MAX_HANDOFF_WAIT = 1.0
+REFILL_IDLE_SECONDS = 0.25
+"""A refilled claim stream that had no room this long ends (its worker's slots are
+busy with long jobs, or its room requests reach another server process): the worker
+opens the next one when a slot frees."""
 
 Wants = tuple[Identity, ClaimRequest]
 """What a waiting claim would claim: the worker and its request."""
@@ -83,6 +92,7 @@ class Claims:
         *,
         handoff: bool = True,
         handoff_wait: float = DEFAULT_HANDOFF_WAIT,
+        refill_idle: float = REFILL_IDLE_SECONDS,
     ):
         self.fleet = fleet
         self.broadcaster = broadcaster
@@ -92,6 +102,10 @@ class Claims:
         self.handoff_wait = handoff_wait
         """How long a submit waits for a claim request busy in a claim of its own
         (``WorkBroadcaster.reserve_soon``) before it sends its job to the queue."""
+        self.refill_idle = refill_idle
+        """How long a refilled stream with no room waits for some before it ends."""
+        self._streams: dict[str, tuple[Identity, Waiter[Wants]]] = {}
+        """Refilled claim streams open in this process, by id (``add_room``)."""
 
     async def submit(self, identity: Identity, spec: JobSpec) -> SubmitResult:
         """``Fleet.submit``, handing the job to a waiting claim that can take it if one
@@ -152,10 +166,11 @@ class Claims:
         *,
         stream: bool,
         disconnected: Callable[[], Awaitable[bool]] | None = None,
+        stream_id: str | None = None,
     ) -> AsyncGenerator[list[ClaimedJob], None]:
         """The jobs one claim request is given, batch by batch (see the module's doc).
         ``disconnected``: asked after each empty wait; True ends the request (nobody
-        would receive the leases)."""
+        would receive the leases). ``stream_id``: a refilled stream's id (``add_room``)."""
         request = claim_request(body)
         if body.wait_seconds <= 0:
             yield await self.run(self.fleet.claim, identity, request)
@@ -163,7 +178,13 @@ class Claims:
         deadline = time.monotonic() + body.wait_seconds
         key = worker_key(identity, request)
         wants = (identity, request)
-        with self.broadcaster.waiter(body.queues, wants, body.max_jobs, stream=stream, key=key) as waiter:
+        refill = stream and body.refill
+        with (
+            self.broadcaster.waiter(
+                body.queues, wants, body.max_jobs, stream=stream, key=key, refill=refill
+            ) as waiter,
+            self._registered(refill, stream_id, identity, waiter),
+        ):
             # Its last claim was short a moment ago: wait (reservable) before claiming.
             first_wait = min(self.broadcaster.quiet_for(key), body.wait_seconds)
             claim_now = first_wait <= 0
@@ -174,12 +195,14 @@ class Claims:
                         yield jobs
                         if not stream:
                             break
-                if waiter.capacity <= 0 or self.broadcaster.closing:
-                    break
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if self.broadcaster.closing or remaining <= 0 or (waiter.capacity <= 0 and not refill):
                     break
-                timeout = min(remaining, first_wait if first_wait > 0 else self.broadcaster.poll_seconds)
+                # Refilled, with no room: its worker's slots are all busy. It waits a moment
+                # for room (reservable as soon as some comes), then ends: a worker whose jobs
+                # run long opens its next stream when a slot frees.
+                roomless = waiter.capacity <= 0
+                timeout = self._timeout(remaining, self.refill_idle if roomless else first_wait)
                 first_wait = 0.0
                 handed = await waiter.wait(timeout)
                 if handed:  # submits claimed for this request in their own transactions
@@ -187,6 +210,11 @@ class Claims:
                     if not stream:
                         break
                     claim_now = False  # a hand-over settles the worker: wait on
+                    continue
+                if roomless:
+                    if waiter.capacity <= 0:
+                        break  # no room came
+                    claim_now = waiter.woken  # work announced, or its last claim was full
                     continue
                 if disconnected is not None and await disconnected():
                     break
@@ -196,11 +224,52 @@ class Claims:
             if rest:
                 yield rest
 
+    def _timeout(self, remaining: float, first: float) -> float:
+        """The next wait: ``first`` if set (a settled worker's first wait, or a roomless
+        stream's wait for room), else the re-check period; never past the deadline."""
+        return min(remaining, first if first > 0 else self.broadcaster.poll_seconds)
+
+    def add_room(self, identity: Identity, stream_id: str, count: int) -> int:
+        """Its worker freed ``count`` handler slots: the refilled claim stream ``stream_id``
+        may be given that many more jobs (``MAX_CLAIM_HTTP`` at most in all). The room it
+        now has; ``NotFound`` when no such stream of this worker is open in this process
+        (it ended, or another server process holds it). On the loop."""
+        held = self._streams.get(stream_id)
+        if held is None or held[0].subject != identity.subject or held[0].tenant != identity.tenant:
+            raise NotFound("claim stream", stream_id)
+        waiter = held[1]
+        room = waiter.add_room(count, MAX_CLAIM_HTTP)
+        self.broadcaster.room_added(waiter)
+        return room
+
+    @contextlib.contextmanager
+    def _registered(
+        self, refill: bool, stream_id: str | None, identity: Identity, waiter: Waiter[Wants]
+    ) -> Iterator[None]:
+        if not refill:
+            yield
+            return
+        if stream_id is None:
+            raise ValueError("a refilled claim stream needs a stream id")
+        if stream_id in self._streams:
+            raise ValueError(f"claim stream {stream_id} is open already")
+        self._streams[stream_id] = (identity, waiter)
+        try:
+            yield
+        finally:
+            self._streams.pop(stream_id, None)
+
     async def _claim(
         self, identity: Identity, request: ClaimRequest, waiter: Waiter[Wants], key: Any
     ) -> list[ClaimedJob]:
         room = waiter.room
         if room <= 0:
+            # All its room is promised to hand-overs in flight (or, refilled, it has none):
+            # they take what ranks first anyway. A wake-up it holds goes on (kept if nobody
+            # is idle), or it would come back to claim at once, again and again.
+            if waiter.woken:
+                waiter.pass_on(keep=True)
+                waiter.rest()
             return []
         waiter.claiming = True
         try:

@@ -24,6 +24,8 @@ MAX_BATCH = 1000
 MAX_CLAIM_HTTP = 100
 MAX_WAIT_SECONDS = 30.0
 MAX_REASON = 1000
+STREAM_HEADER = "Fleetlog-Stream"
+"""The response header naming a refilled claim stream."""
 
 LeaseSeconds = Annotated[float, Field(gt=0, le=86_400)]
 Epoch = Annotated[int, Field(ge=0, le=2**62)]
@@ -77,6 +79,27 @@ class ClaimBody(Body):
     """Omitted: every queue."""
     start: bool = False
     """The worker starts the jobs at once: record their start in the claim itself."""
+    refill: bool = False
+    """Claim streams only: the worker adds room as its handler slots free (``POST
+    /v1/claim/room`` with the stream id the response's ``Fleetlog-Stream`` header gives),
+    so the stream stays open after ``max_jobs`` jobs; it ends at ``wait_seconds``, or
+    once it has had no room for a moment (``REFILL_IDLE_SECONDS``)."""
+
+
+StreamId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+
+
+class RoomBody(Body):
+    stream: StreamId
+    """The ``Fleetlog-Stream`` header of a claim stream opened with ``refill``."""
+    jobs: Annotated[int, Field(ge=1, le=MAX_CLAIM_HTTP)]
+    """Handler slots freed since the stream was opened or last given room."""
+
+
+class RoomResult(Body):
+    stream: StreamId
+    room: int
+    """Jobs the stream may now be given before it needs more room."""
 
 
 class ClaimResponse(Body):

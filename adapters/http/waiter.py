@@ -34,8 +34,12 @@ class Waiter(Generic[W]):
         *,
         stream: bool = False,
         key: Hashable | None = None,
+        refill: bool = False,
     ):
         self._broadcaster = broadcaster
+        self.refill = stream and refill
+        """A stream its worker gives room as handler slots free (``add_room``): it stays
+        open with no room, for a moment, instead of ending once given ``capacity`` jobs."""
         self.key = key
         """The worker asking (the broadcaster's ``settled`` key; None: unknown)."""
         self.queues = None if queues is None else frozenset(queues)
@@ -89,8 +93,9 @@ class Waiter(Generic[W]):
 
     @property
     def wakeable(self) -> bool:
-        """Free for a notification: nobody woke it and no submit is bringing it work."""
-        return not self.woken and not self.reserved and not self._answering
+        """Free for a notification: nobody woke it, no submit is bringing it work, and it
+        has room (a refilled stream may have none for a moment)."""
+        return not self.woken and not self.reserved and not self._answering and self.room > 0
 
     def wake(self) -> None:
         """Any thread."""
@@ -132,6 +137,12 @@ class Waiter(Generic[W]):
         claim is leased to it), and what they bring."""
         await self._none_reserved.wait()
         return self._take()
+
+    def add_room(self, count: int, limit: int) -> int:
+        """Its worker freed ``count`` handler slots (a refilled stream): it may be given
+        that many more jobs, ``limit`` at most in all. The room it now has. On the loop."""
+        self.capacity = min(self.capacity + count, limit)
+        return self.room
 
     def took(self, count: int) -> None:
         """It claimed ``count`` jobs itself."""

@@ -51,6 +51,14 @@ was given all it asked for, and its worker, whose next stream opens as soon as i
 read that end, has not asked again yet (``RETURN_SECONDS`` at most). A job sent to the
 queue in that gap would cost that worker a claim of its own when it comes back.
 
+Refilled streams: a claim stream whose worker gives it room as handler slots free
+(``Waiter.add_room``, then ``room_added``) stays registered with no room for a moment.
+With none it is neither woken nor given a token (it could claim nothing); a submit waits
+for it as for a request in a claim of its own. Room makes it reservable at once, and
+wakes it to claim only if work was announced meanwhile (a token for its queues) or its
+last claim came back full. Such a stream never ends by being filled, so ``reserve``
+sends the request it picks to the back of the line: submits spread over open streams.
+
 Settled claims: a worker's next claim request arrives a moment after its last one
 answered, and claiming at once would usually find nothing (its previous claim, or the
 hand-over's, was short). The broadcaster remembers per worker (subject, tenant, factory,
@@ -153,11 +161,12 @@ class WorkBroadcaster:
         *,
         stream: bool = False,
         key: Hashable | None = None,
+        refill: bool = False,
     ) -> Waiter[W]:
         """Register before the first claim attempt, so no wake-up in between is missed.
         ``key``: the worker asking (``settled``), so that a stream it fills is expected
         back (``reserve_soon``) until its next request registers."""
-        waiter: Waiter[W] = Waiter(self, queues, wants, capacity, stream=stream, key=key)
+        waiter: Waiter[W] = Waiter(self, queues, wants, capacity, stream=stream, key=key, refill=refill)
         with self._lock:
             self._waiters[waiter] = None
             if key is not None:
@@ -200,13 +209,17 @@ class WorkBroadcaster:
         return None
 
     def _busy_soon_free(self, queue: str, fits: Callable[[W], bool]) -> bool:
-        """A request that fits is in a claim of its own, or has all its room promised to
+        """A request that fits is in a claim of its own, has all its room promised to
         hand-overs still in flight (what they do not use comes back when they deliver;
-        it then waits again, or ends full and its worker comes back)."""
+        it then waits again, or ends full and its worker comes back), or is a refilled
+        stream with no room (its worker gives it some as soon as a handler slot frees)."""
         wanted = frozenset((queue,))
         with self._lock:
             return any(
-                (w.claiming or w.reserved) and w.wants is not None and w.concerns(wanted) and fits(w.wants)
+                (w.claiming or w.reserved or (w.refill and w.capacity <= 0))
+                and w.wants is not None
+                and w.concerns(wanted)
+                and fits(w.wants)
                 for w in self._waiters
             )
 
@@ -240,6 +253,10 @@ class WorkBroadcaster:
                 if not (w.reservable and w.concerns(wanted) and fits(w.wants)):  # type: ignore[arg-type]
                     continue
                 if not w.reserved:
+                    # To the back of the line: a stream that stays open (refilled) must not
+                    # take every job ahead of the others.
+                    del self._waiters[w]
+                    self._waiters[w] = None
                     return w, w.reserve()
                 shared = shared or w
             return None if shared is None else (shared, shared.reserve())
@@ -249,6 +266,7 @@ class WorkBroadcaster:
             self._waiters.pop(waiter, None)
             if (
                 waiter.stream
+                and not waiter.refill  # it ends with no room when its worker's slots are busy
                 and waiter.capacity <= 0
                 and waiter.key is not None
                 and waiter.wants is not None
@@ -259,6 +277,29 @@ class WorkBroadcaster:
                 self._returning.move_to_end(waiter.key)
                 while len(self._returning) > RETURNING_KEYS:
                     self._returning.popitem(last=False)
+
+    def room_added(self, waiter: Waiter) -> None:
+        """A refilled stream was given room (on the loop). Submits waiting for a request
+        to be reservable again try now. If work was announced while it had none (a token
+        for its queues), or its last claim came back full (more may be queued), it is
+        woken to claim; otherwise it waits on, reservable, as after a short claim."""
+        with self._lock:
+            watchers, self._watchers = self._watchers, []
+            wake = False
+            if waiter.idle and waiter.wakeable:
+                for token in self._tokens:
+                    if waiter.concerns(token):
+                        del self._tokens[token]
+                        wake = True
+                        break
+                else:
+                    wake = waiter.key is not None and waiter.key not in self._settled
+                if wake:
+                    waiter.woken = True
+        for watcher in watchers:
+            _resolve(watcher.future)
+        if wake:
+            waiter.wake()
 
     def settled(self, key: Hashable) -> None:
         """A claim for worker ``key`` came back short."""
@@ -332,7 +373,7 @@ class WorkBroadcaster:
                 waiter.concerns(w.queues) and w.fits(waiter.wants) for w in watchers
             )
             woken = False
-            if not waiter.woken and not handing:
+            if not waiter.woken and not handing and waiter.room > 0:  # no room: nothing to claim with
                 for token in self._tokens:
                     if waiter.concerns(token):
                         del self._tokens[token]

@@ -644,9 +644,10 @@ def test_workers_expected_back_are_bounded() -> None:
 
 
 def test_a_wake_up_given_to_a_request_that_ends_without_claiming_is_passed_on() -> None:
-    """A notification may pick a stream in the moment between a delivery that fills it
-    and its resumption; the stream then ends without claiming. The announced job must not
-    wait for somebody's next poll."""
+    """A notification in the moment between a delivery that fills a stream and its
+    resumption: the stream ends without claiming, so the announced job must not go with
+    it (and wait for somebody's next poll). A stream with no room is not picked at all
+    now; the announcement is kept for the next waiter."""
 
     async def scenario() -> None:
         b = broadcaster()
@@ -657,8 +658,8 @@ def test_a_wake_up_given_to_a_request_that_ends_without_claiming_is_passed_on() 
                 await settle()
                 assert b.reserve("q", lambda wants: wants == "w") == (w, 1)
                 w.deliver(["job"], 1)  # fills it
-                b.notify(["q"])  # before it resumes: still idle, so it is picked
-                assert w.woken
+                b.notify(["q"])  # before it resumes: still idle, but with no room
+                assert not w.woken
                 assert await asyncio.wait_for(waiting, 1) == ["job"]
             assert b.tokens == 1, "the announcement went with the stream that ended"
             other.claiming = False
@@ -680,5 +681,102 @@ def test_a_wake_up_not_yet_acted_on_is_never_slept_through() -> None:
             started = time.monotonic()
             assert await asyncio.wait_for(w.wait(5), 1) is None  # claim now
             assert time.monotonic() - started < 0.5
+
+    run(scenario())
+
+
+def test_a_refilled_stream_with_no_room_is_neither_woken_nor_given_a_token() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=1, stream=True, refill=True) as w:
+            w.took(1)  # its one slot's job: no room
+            waiting = asyncio.create_task(w.wait(0.2))
+            await settle()
+            b.notify(["q"])
+            assert not w.woken and b.tokens == 1, "a request with no room was woken to claim"
+            assert await asyncio.wait_for(waiting, 1) is None
+            assert b.tokens == 1, "a request with no room took the kept announcement"
+
+    run(scenario())
+
+
+def test_room_given_to_a_stream_makes_it_reservable_and_wakes_it_only_for_announced_work() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=1, stream=True, key="k", refill=True) as w:
+            w.took(1)
+            b.settled("k")  # its last claim was short: nothing else queued for it
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            assert b.reserve("q", lambda _: True) is None  # no room
+            # A submit waiting for a request to be free is answered when room comes
+            reserving = asyncio.create_task(b.reserve_soon("q", lambda _: True, 1.0))
+            await settle()
+            assert w.add_room(1, 100) == 1
+            b.room_added(w)
+            assert not w.woken, "room alone woke it to claim (an empty claim per freed slot)"
+            assert await asyncio.wait_for(reserving, 1) == (w, 1)
+            w.deliver(["job"], 1)
+            assert await asyncio.wait_for(waiting, 1) == ["job"]
+
+            # With work announced while it had no room, room wakes it to claim
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            b.notify(["q"])
+            assert b.tokens == 1
+            w.add_room(1, 100)
+            b.room_added(w)
+            assert w.woken and b.tokens == 0
+            assert await asyncio.wait_for(waiting, 1) is None  # it claims
+
+    run(scenario())
+
+
+def test_room_wakes_a_stream_whose_last_claim_came_back_full() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=2, stream=True, key="k", refill=True) as w:
+            w.took(2)
+            b.unsettled("k")  # it took all it asked for: more may be queued
+            waiting = asyncio.create_task(w.wait(5))
+            await settle()
+            w.add_room(1, 100)
+            b.room_added(w)
+            assert w.woken
+            assert await asyncio.wait_for(waiting, 1) is None
+
+    run(scenario())
+
+
+def test_room_is_capped() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=90, stream=True, refill=True) as w:
+            assert w.add_room(50, 100) == 100
+
+    run(scenario())
+
+
+def test_submits_spread_over_streams_that_stay_open() -> None:
+    """Refilled streams never end: the first one registered must not take every job."""
+
+    async def scenario() -> None:
+        b = broadcaster()
+        with (
+            b.waiter(["q"], wants="a", capacity=100, stream=True, refill=True) as first,
+            b.waiter(["q"], wants="b", capacity=100, stream=True, refill=True) as second,
+        ):
+            tasks = [asyncio.create_task(first.wait(5)), asyncio.create_task(second.wait(5))]
+            await settle()
+            chosen = []
+            for _ in range(4):
+                found = b.reserve("q", lambda _: True)
+                assert found is not None
+                w, budget = found
+                w.deliver(["job"], budget)
+                chosen.append(w.wants)
+            assert chosen == ["a", "b", "a", "b"]
+            for t in tasks:
+                t.cancel()
 
     run(scenario())
