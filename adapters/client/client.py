@@ -23,10 +23,12 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, JsonValue, TypeAdapter, ValidationError
 
+from adapters.client.errors import ApiError
 from adapters.client.interrupt import Interrupter
 from adapters.client.retry import RetryPolicy
 from adapters.client.session import DEFAULT_TIMEOUT_SECONDS, Session
 from adapters.http.schemas import (
+    STREAM_HEADER,
     BatchSubmit,
     CancelBody,
     ClaimBody,
@@ -34,6 +36,8 @@ from adapters.http.schemas import (
     PatchJob,
     ReleaseBody,
     RenewBody,
+    RoomBody,
+    RoomResult,
 )
 from coordinator.claiming import ClaimRequest
 from coordinator.errors import InvalidRequest, Unavailable, validation_errors
@@ -281,14 +285,31 @@ class FleetClient:
         *,
         wait_seconds: float,
         interrupter: Interrupter,
+        refill: Callable[[str], None] | None = None,
     ) -> Iterator[ClaimedJob]:
         """Lease up to ``max_jobs`` jobs on one request (``POST /v1/claim/stream``): each
         job as soon as it is leased, for up to ``wait_seconds``. On this thread's
         long-poll connection; never retried once it may have reached the server (as
         ``claim``). ``interrupter.fire()`` from another thread ends it at once (what was
-        read stays read). Iterate it to the end: the connection is reused only then."""
+        read stays read). Iterate it to the end: the connection is reused only then.
+        ``refill``: ask for a stream the caller gives room as its slots free
+        (``add_room``); called with the stream's id once the server has accepted it."""
         fields = request.model_dump(exclude_unset=True) if isinstance(request, ClaimRequest) else request
-        body = _wire(_model(ClaimBody, {**fields, "wait_seconds": wait_seconds}, "claim"))
+        given = {**fields, "wait_seconds": wait_seconds} | ({} if refill is None else {"refill": True})
+        body = _wire(_model(ClaimBody, given, "claim"))
+
+        def opened(headers: httpx.Headers) -> None:
+            if refill is not None:
+                stream_id = headers.get(STREAM_HEADER)
+                if stream_id is None:
+                    raise ApiError(
+                        "bad-response",
+                        200,
+                        f"POST /v1/claim/stream: no {STREAM_HEADER} header on a refilled stream "
+                        "(a different Fleetlog version?)",
+                    )
+                refill(stream_id)
+
         with interrupter.watch() as watch:
             lines = self._session.lines(
                 "POST",
@@ -297,12 +318,21 @@ class FleetClient:
                 body=body,
                 wait_seconds=wait_seconds,
                 watch=watch,
+                opened=opened,
             )
             try:
                 yield from lines
             except Unavailable:
                 if not watch.fired:
                     raise
+
+    def add_room(self, stream_id: str, jobs: int) -> RoomResult:
+        """``POST /v1/claim/room``: the refilled claim stream ``stream_id`` may be given
+        ``jobs`` more. Never retried once it may have reached the server (a repeat would
+        give the room twice). ``NotFound`` when that stream is not open on the server
+        process this reaches (it ended, or another process serves it)."""
+        body = _wire(_model(RoomBody, {"stream": stream_id, "jobs": jobs}, "room"))
+        return self._session.call("POST", "/v1/claim/room", _parser(RoomResult), safe=False, body=body)
 
     def renew(self, job_id: UUID | str, epoch: int, lease_seconds: float | None = None) -> RenewResult:
         """Retried like a read: a repeat extends the lease again (one more renewal)."""

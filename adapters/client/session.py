@@ -124,11 +124,13 @@ class Session:
         body: Any,
         wait_seconds: float,
         watch: Watch,
+        opened: Callable[[httpx.Headers], None] | None = None,
     ) -> Iterator[T]:
         """An unsafe request answered by a stream of lines (NDJSON), on this thread's
         long-poll connection: each line parsed with ``parse`` as soon as it arrives.
         A refusal raises as ``call``'s do; a connection lost while reading raises
-        ``Unavailable`` (what was read before stays read)."""
+        ``Unavailable`` (what was read before stays read). ``opened``: given the
+        response's headers once it is accepted, before the first line."""
         send = self._sender(
             method,
             path,
@@ -141,6 +143,8 @@ class Session:
         )
         response = call_with_retries(self.retry, send, safe=False)
         try:
+            if opened is not None:
+                opened(response.headers)
             for line in response.iter_lines():
                 if line:
                     try:

@@ -82,6 +82,13 @@ def parser() -> argparse.ArgumentParser:
         "at most 30; 0: poll)",
     )
     p.add_argument(
+        "--no-refill",
+        action="store_true",
+        default=None,
+        help="--url: end each claim stream after the jobs it was opened for, instead of giving it room "
+        "as handler slots free (POST /v1/claim/room)",
+    )
+    p.add_argument(
         "--request-timeout",
         type=float,
         default=None,
@@ -111,6 +118,7 @@ def check_mode(p: argparse.ArgumentParser, args: argparse.Namespace, url: str | 
         "--token": args.token,
         "--wait-seconds": args.wait_seconds,
         "--request-timeout": args.request_timeout,
+        "--no-refill": args.no_refill,
     }
     for flag, value in remote_only.items():
         if value is not None:
@@ -164,7 +172,7 @@ def over_http(
         url, token, timeout=timeout, max_connections=min(200, config.concurrency + EXTRA_CONNECTIONS)
     )
     try:
-        port = HttpPort(client, wait_seconds=wait)
+        port = HttpPort(client, wait_seconds=wait, refill=not args.no_refill)
     except ValueError:
         client.close()
         raise

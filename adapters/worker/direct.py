@@ -6,7 +6,7 @@ tests. Waiting for work LISTENs on PostgreSQL and polls with a backoff on SQLite
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from uuid import UUID
 
 from pydantic import JsonValue
@@ -66,6 +66,9 @@ class DirectPort:
 
     def release(self, job_id: UUID, epoch: int, reason: str) -> None:
         self.fleet.release(self.identity, job_id, epoch, reason)
+
+    def slot_freed(self, free: Callable[[], int]) -> None:
+        pass  # claims here are one transaction each: nothing stays open to offer slots to
 
     def wait_for_work(self, timeout_seconds: float) -> None:
         self._wake.wait(timeout_seconds)

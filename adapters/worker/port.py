@@ -7,7 +7,7 @@ job write presents the lease epoch; a stale one raises ``domain.errors.StaleEpoc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 from uuid import UUID
 
@@ -47,6 +47,12 @@ class FleetPort(Protocol):
         ...
 
     def release(self, job_id: UUID, epoch: int, reason: str) -> None: ...
+
+    def slot_freed(self, free: Callable[[], int]) -> None:
+        """A handler slot was freed; ``free()`` tells how many are free now (any thread).
+        A port whose claims stay open may offer them to the coordinator (``HttpPort``'s
+        refilled claim streams); others ignore it."""
+        ...
 
     def wait_for_work(self, timeout_seconds: float) -> None:
         """Block until new work may be available, or ``timeout_seconds`` pass. Spurious

@@ -255,6 +255,7 @@ class Worker:
                 self._execute(ctx)
             finally:
                 self._slots.give()
+                self.port.slot_freed(self._slots.free)
 
     def _execute(self, ctx: JobContext) -> None:
         completion = run_attempt(self.port, self.handlers, ctx)
@@ -306,6 +307,7 @@ class Worker:
         except DomainError as exc:  # refused for good (an expired token, a lost role)
             log.error("the coordinator refuses this worker's heartbeats: %s; stopping", exc.message)
             self.fatal = exc
+            self._heartbeat_stop.set()  # no more heartbeats the coordinator would refuse
             self._stopping.set()
 
     def _heartbeat_loop(self) -> None:

@@ -21,6 +21,9 @@ class Slots:
     def busy(self) -> int:
         return self._busy
 
+    def free(self) -> int:
+        return self.size - self._busy
+
     def wait_free(self, stopping: threading.Event) -> int:
         """Block until a slot is free; the number free, or 0 once stopping."""
         with self._cond:

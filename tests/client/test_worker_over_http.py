@@ -171,6 +171,7 @@ def test_a_worker_with_a_bad_token_stops_at_once_and_says_why(
         (["--url", "http://127.0.0.1:9"], {}, "needs a token"),
         (["--url", "http://127.0.0.1:9", "--tenant", "acme"], {"FLEETLOG_TOKEN": "t"}, "token decides"),
         (["--data-dir", "x", "--token", "t", "--all-tenants"], {}, "--token needs --url"),
+        (["--data-dir", "x", "--no-refill", "--all-tenants"], {}, "--no-refill needs --url"),
         ([], {}, "needs --tenant"),
     ],
 )

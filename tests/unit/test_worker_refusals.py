@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from adapters.auth import Unauthenticated
@@ -47,6 +47,8 @@ class RefusingPort:
         return []
 
     def release(self, job_id: UUID, epoch: int, reason: str) -> None: ...
+
+    def slot_freed(self, free: Callable[[], int]) -> None: ...
 
     def wait_for_work(self, timeout_seconds: float) -> None:
         self._wake.wait(timeout_seconds)
