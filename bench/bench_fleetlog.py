@@ -159,6 +159,10 @@ class _Counting:
                 self.counts["claimed"] += got
                 self.counts["empty_claims"] += not got
 
+    def count(self, name: str) -> None:
+        with self._lock:
+            self.counts[name] = self.counts.get(name, 0) + 1
+
     def complete(self, completions: Sequence[Any]) -> Any:
         results = super().complete(completions)
         with self._lock:
@@ -172,7 +176,18 @@ class CountingPort(_Counting, DirectPort):
 
 
 class CountingHttpPort(_Counting, HttpPort):
-    """The real HttpPort (what ``fleetlog worker --url`` runs) with call counters."""
+    """The real HttpPort (what ``fleetlog worker --url`` runs) with call counters (room
+    requests of refilled claim streams too)."""
+
+    def __init__(self, client: Any, **options: Any):
+        super().__init__(client, **options)
+        add_room = client.add_room
+
+        def counted(stream_id: str, jobs: int) -> Any:
+            self.count("room_calls")
+            return add_room(stream_id, jobs)
+
+        client.add_room = counted
 
 
 _RECORD_LOCK = threading.Lock()
@@ -218,7 +233,7 @@ def worker_child(idx, cfg, ready, go, stop, lat_path):  # noqa: PLR0917  (the ha
             timeout=DEFAULT_REQUEST_TIMEOUT,
             max_connections=min(200, config.concurrency + EXTRA_CONNECTIONS),
         )
-        port = CountingHttpPort(client, wait_seconds=DEFAULT_WAIT_SECONDS)
+        port = CountingHttpPort(client, wait_seconds=DEFAULT_WAIT_SECONDS, refill=cfg.get("refill", True))
         client.readyz()  # opens a connection before "go"
         seq = _current_seq(cfg["stats_dir"])
         return {"fleet": client, "port": port, "worker": Worker(port, HANDLERS, config), "seq": seq}
@@ -637,6 +652,7 @@ def build(args) -> common.Adapter:  # noqa: PLR0915  (one closure per harness ho
             "worker_config": shown,
             "urls": cfg_urls,
             "token": token,
+            "refill": not args.http_no_refill,
         },
         bulk_desc=(
             f"POST /v1/jobs/batch (httpx), chunks of {args.bulk_chunk} (one transaction each), "
@@ -788,6 +804,12 @@ def main() -> None:
         default=[],
         metavar="FIELD=VALUE",
         help="override a WorkerConfig field (JSON value), e.g. completion_flush_ms=5; repeatable",
+    )
+    p.add_argument(
+        "--http-no-refill",
+        action="store_true",
+        help="--path http: workers end each claim stream after the jobs it was opened for "
+        "(`fleetlog worker --no-refill`) instead of giving it room as slots free",
     )
     p.add_argument("--stats-dir", default=None, help="scratch dir for per-process worker counters")
     a = p.parse_args()
