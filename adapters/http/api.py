@@ -453,7 +453,15 @@ class Api:
                 "Lease jobs as they come, on one request (NDJSON).",
                 self.claim_stream,
                 Role.WORKER,
-                {200: LinesOf(ClaimedJob), **common, 409: Problem, 422: Problem},
+                {
+                    200: LinesOf(
+                        ClaimedJob,
+                        ((STREAM_HEADER, "with refill: the stream's id, for POST /v1/claim/room"),),
+                    ),
+                    **common,
+                    409: Problem,
+                    422: Problem,
+                },
                 body=ClaimBody,
                 tag="workers",
                 description="The claim of POST /v1/claim, answered as a stream: each leased job is "

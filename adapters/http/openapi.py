@@ -151,6 +151,10 @@ def _responses(ep: Endpoint, ref: Any, max_body_bytes: int) -> dict[str, Any]:
                 "JSON document per line (NDJSON), each written as it comes",
                 "content": {NDJSON: {"schema": ref(schema.model, "serialization")}},
             }
+            if schema.headers:
+                out[str(status)]["headers"] = {
+                    name: {"description": text, "schema": {"type": "string"}} for name, text in schema.headers
+                }
         else:
             media = PROBLEM_JSON if schema is Problem else JSON
             out[str(status)] = {

@@ -45,6 +45,8 @@ class LinesOf:
     written as they come."""
 
     model: type[BaseModel]
+    headers: tuple[tuple[str, str], ...] = ()
+    """Response headers it may carry: (name, description)."""
 
 
 Schema = type[BaseModel] | ListOf | LinesOf | None

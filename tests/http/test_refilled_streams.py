@@ -145,3 +145,12 @@ def test_a_refilled_stream_is_never_given_more_than_max_claim_in_all(patient_ser
         answer = worker.post("/v1/claim/room", json={"stream": stream.stream_id, "jobs": 100})
         assert answer.status_code == 200 and answer.json()["room"] == 100  # 98 left + 100, capped
     stream.join()
+
+
+def test_the_document_names_the_stream_header_and_the_room_route(live_server: LiveServer) -> None:
+    with live_server.client(None) as http:
+        doc = http.get("/openapi.json").json()
+    streamed = doc["paths"]["/v1/claim/stream"]["post"]["responses"]["200"]
+    assert STREAM_HEADER in streamed["headers"]
+    room = doc["paths"]["/v1/claim/room"]["post"]
+    assert set(room["responses"]) >= {"200", "401", "403", "404", "422"}
