@@ -287,13 +287,8 @@ class WorkBroadcaster:
             watchers, self._watchers = self._watchers, []
             wake = False
             if waiter.idle and waiter.wakeable:
-                for token in self._tokens:
-                    if waiter.concerns(token):
-                        del self._tokens[token]
-                        wake = True
-                        break
-                else:
-                    wake = waiter.key is not None and waiter.key not in self._settled
+                full_last = waiter.key is not None and waiter.key not in self._settled
+                wake = self._take_token(waiter) or full_last
                 if wake:
                     waiter.woken = True
         for watcher in watchers:
@@ -374,14 +369,20 @@ class WorkBroadcaster:
             )
             woken = False
             if not waiter.woken and not handing and waiter.room > 0:  # no room: nothing to claim with
-                for token in self._tokens:
-                    if waiter.concerns(token):
-                        del self._tokens[token]
-                        waiter.woken = woken = True
-                        break
+                woken = self._take_token(waiter)
+                if woken:
+                    waiter.woken = True
         for watcher in watchers:
             _resolve(watcher.future)
         return woken
+
+    def _take_token(self, waiter: Waiter) -> bool:
+        """Take a kept announcement for ``waiter``'s queues, if any (under the lock)."""
+        for token in self._tokens:
+            if waiter.concerns(token):
+                del self._tokens[token]
+                return True
+        return False
 
     def local(self, queues: Collection[str] | None) -> None:
         """This process made work claimable. On PostgreSQL its NOTIFY will say so (waking
