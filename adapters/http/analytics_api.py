@@ -78,7 +78,13 @@ class Window(Body):
     @classmethod
     def _in_range(cls, value: datetime | None) -> datetime | None:
         # ClickHouse's DateTime64 covers 1900-2299; outside it the query itself fails.
-        if value is not None and not 1900 < value.astimezone(UTC).year < 2299:
+        if value is None:
+            return None
+        try:
+            year = value.astimezone(UTC).year
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+            year = value.year
+        if not 1900 < year < 2299:
             raise ValueError("use a time between 1901 and 2298")
         return value
 

@@ -125,3 +125,13 @@ def test_a_cli_rebuild_is_done_by_the_leading_server(
     assert datetime.fromisoformat(status["rebuilt_at"]) == datetime.fromisoformat(str(after["rebuilt_at"]))
     with analytics_server.as_tenant("acme", Role.READER) as acme:
         assert len(acme.get("/v1/analytics/runs").json()) == 2
+
+
+def test_a_window_at_the_ends_of_the_calendar_is_refused_not_failed(live_server: LiveServer) -> None:
+    # Found by the fuzz test: in UTC these fall outside what a datetime can hold.
+    with live_server.as_tenant("acme", Role.READER) as http:
+        for value in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:00-01:00", "1900-01-01T00:00:00Z"):
+            for name in ("since", "until"):
+                answer = http.get("/v1/analytics/runs", params={name: value})
+                assert answer.status_code == 422, (name, value, answer.text)
+                assert "between 1901 and 2298" in answer.json()["detail"]
