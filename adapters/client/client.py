@@ -329,8 +329,9 @@ class FleetClient:
     def add_room(self, stream_id: str, jobs: int) -> RoomResult:
         """``POST /v1/claim/room``: the refilled claim stream ``stream_id`` may be given
         ``jobs`` more. Never retried once it may have reached the server (a repeat would
-        give the room twice). ``NotFound`` when that stream is not open on the server
-        process this reaches (it ended, or another process serves it)."""
+        give the room twice). ``room`` is None and ``forwarded`` true when another server
+        process holds the stream: the room was forwarded to it. ``NotFound`` when the
+        stream is not open (it ended)."""
         body = _wire(_model(RoomBody, {"stream": stream_id, "jobs": jobs}, "room"))
         return self._session.call("POST", "/v1/claim/room", _parser(RoomResult), safe=False, body=body)
 

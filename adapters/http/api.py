@@ -12,12 +12,12 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-from uuid import uuid4
 
 from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
 from adapters.http.claims import DEFAULT_HANDOFF_WAIT, REFILL_IDLE_SECONDS, Claims
+from adapters.http.room_relay import RoomRelay
 from adapters.http.routing import JSON, NDJSON, Call, Endpoint, LinesOf, ListOf
 from adapters.http.schemas import (
     STREAM_HEADER,
@@ -96,6 +96,7 @@ class Api:
         handoff: bool = True,
         handoff_wait: float = DEFAULT_HANDOFF_WAIT,
         refill_idle: float = REFILL_IDLE_SECONDS,
+        relay: RoomRelay | None = None,
     ):
         self.fleet = fleet
         self.broadcaster = broadcaster
@@ -104,7 +105,13 @@ class Api:
         # ``threads`` wait in the pool's queue, as they waited for the limiter.
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fleetlog-api")
         self.claims = Claims(
-            fleet, broadcaster, self.run, handoff=handoff, handoff_wait=handoff_wait, refill_idle=refill_idle
+            fleet,
+            broadcaster,
+            self.run,
+            handoff=handoff,
+            handoff_wait=handoff_wait,
+            refill_idle=refill_idle,
+            relay=relay,
         )
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -115,6 +122,7 @@ class Api:
 
     def close(self) -> None:
         self._threads.shutdown(wait=False)
+        self.claims.relay.close()
 
     # ------------------------------------------------------------ health
 
@@ -210,7 +218,7 @@ class Api:
         an ordinary problem response; the rest is written as it comes. A failure after
         that ends the stream (logged): the worker's next request meets it again, first."""
         body: ClaimBody = call.body
-        stream_id = uuid4().hex if body.refill else None
+        stream_id = self.claims.new_stream_id() if body.refill else None
         batches = self.claims.batches(
             call.identity, body, stream=True, disconnected=call.request.is_disconnected, stream_id=stream_id
         )
@@ -235,7 +243,9 @@ class Api:
 
     async def add_room(self, call: Call) -> Response:
         body: RoomBody = call.body
-        room = self.claims.add_room(call.identity, body.stream, body.jobs)
+        room = await self.claims.add_room(call.identity, body.stream, body.jobs)
+        if room is None:
+            return json_response(RoomResult(stream=body.stream, room=None, forwarded=True), 202)
         return json_response(RoomResult(stream=body.stream, room=room))
 
     async def patch_job(self, call: Call) -> Response:
@@ -480,13 +490,17 @@ class Api:
                 "Give a refilled claim stream room for more jobs.",
                 self.add_room,
                 Role.WORKER,
-                {200: RoomResult, **common, 404: Problem, 422: Problem},
+                {200: RoomResult, 202: RoomResult, **common, 404: Problem, 422: Problem, 503: Problem},
                 body=RoomBody,
                 tag="workers",
                 description="The worker freed handler slots: the claim stream it opened with refill "
-                "may be given that many more jobs (100 at most in all). 404 when no such stream of "
-                "this worker is open on this server process (it ended, or another process serves it): "
-                "the worker then lets that stream end and opens the next one.",
+                "may be given that many more jobs (100 at most in all). 200 with the stream's room "
+                "when this server process holds it; 202 when another process does (several `serve` "
+                "processes on one PostgreSQL): the room is forwarded to it and given to the stream "
+                "if it is still open. 404 when the stream is this process's and no such stream of "
+                "this worker is open (it ended; on SQLite also any stream not open here): the worker "
+                "then lets that stream end and opens the next one. 503 when a forward could not be "
+                "sent.",
             ),
             Endpoint(
                 "POST",

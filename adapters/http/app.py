@@ -30,6 +30,7 @@ from adapters.http.api import Api
 from adapters.http.claims import DEFAULT_HANDOFF_WAIT, MAX_HANDOFF_WAIT, REFILL_IDLE_SECONDS
 from adapters.http.docs import PAGE
 from adapters.http.openapi import document
+from adapters.http.room_relay import RoomRelay
 from adapters.http.routing import Dispatcher
 from adapters.http.schemas import MAX_WAIT_SECONDS
 from adapters.http.waiting import WorkBroadcaster
@@ -120,10 +121,8 @@ def create_app(
     """``analytics``: the ClickHouse side (None: the analytics routes answer 503)."""
     config = config or ApiConfig()
     store = fleet.ctx.store
-    broadcaster = WorkBroadcaster(
-        postgres_url=getattr(store, "url", None) if store.backend == "postgres" else None,
-        poll_seconds=config.poll_seconds,
-    )
+    postgres_url = getattr(store, "url", None) if store.backend == "postgres" else None
+    broadcaster = WorkBroadcaster(postgres_url=postgres_url, poll_seconds=config.poll_seconds)
     api = Api(
         fleet,
         broadcaster,
@@ -131,6 +130,7 @@ def create_app(
         handoff=config.handoff,
         handoff_wait=config.handoff_wait_seconds,
         refill_idle=config.refill_idle_seconds,
+        relay=RoomRelay(postgres_url),
     )
     endpoints = api.endpoints() + AnalyticsApi(analytics, api.run).endpoints()
     dispatcher = Dispatcher(authority, max_body_bytes=config.max_body_bytes)

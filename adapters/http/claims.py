@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from adapters.http.room_relay import ROOM_CHANNEL, ForwardedRoom, RoomRelay
 from adapters.http.schemas import MAX_CLAIM_HTTP, ClaimBody
 from adapters.http.waiter import Waiter
 from adapters.http.waiting import WorkBroadcaster
@@ -39,8 +40,7 @@ waiting request rather than queue its job (see ``WorkBroadcaster.reserve_soon``)
 MAX_HANDOFF_WAIT = 1.0
 REFILL_IDLE_SECONDS = 0.25
 """A refilled claim stream that had no room this long ends (its worker's slots are
-busy with long jobs, or its room requests reach another server process): the worker
-opens the next one when a slot frees."""
+busy with long jobs): the worker opens the next one when a slot frees."""
 
 Wants = tuple[Identity, ClaimRequest]
 """What a waiting claim would claim: the worker and its request."""
@@ -93,6 +93,7 @@ class Claims:
         handoff: bool = True,
         handoff_wait: float = DEFAULT_HANDOFF_WAIT,
         refill_idle: float = REFILL_IDLE_SECONDS,
+        relay: RoomRelay | None = None,
     ):
         self.fleet = fleet
         self.broadcaster = broadcaster
@@ -106,6 +107,14 @@ class Claims:
         """How long a refilled stream with no room waits for some before it ends."""
         self._streams: dict[str, tuple[Identity, Waiter[Wants]]] = {}
         """Refilled claim streams open in this process, by id (``add_room``)."""
+        self.relay = relay or RoomRelay(None)
+        """Room for other processes' streams (``room_relay.py``)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if self.relay.relays:
+            broadcaster.follow(ROOM_CHANNEL, self._forwarded)
+
+    def new_stream_id(self) -> str:
+        return self.relay.new_stream_id()
 
     async def submit(self, identity: Identity, spec: JobSpec) -> SubmitResult:
         """``Fleet.submit``, handing the job to a waiting claim that can take it if one
@@ -229,18 +238,40 @@ class Claims:
         stream's wait for room), else the re-check period; never past the deadline."""
         return min(remaining, first if first > 0 else self.broadcaster.poll_seconds)
 
-    def add_room(self, identity: Identity, stream_id: str, count: int) -> int:
+    async def add_room(self, identity: Identity, stream_id: str, count: int) -> int | None:
         """Its worker freed ``count`` handler slots: the refilled claim stream ``stream_id``
         may be given that many more jobs (``MAX_CLAIM_HTTP`` at most in all). The room it
-        now has; ``NotFound`` when no such stream of this worker is open in this process
-        (it ended, or another server process holds it). On the loop."""
+        now has; None when the stream is another server process's and the room was
+        forwarded to it (``room_relay.py``). ``NotFound`` when it is this process's and
+        no such stream of this worker is open (it ended), or, on SQLite, not open here."""
+        if self.relay.relays and not self.relay.ours(stream_id):
+            forwarded = ForwardedRoom(stream_id, identity.subject, identity.tenant, count)
+            await self.run(self.relay.forward, forwarded)
+            return None
+        return self._add_room(identity.subject, identity.tenant, stream_id, count)
+
+    def _add_room(self, subject: str, tenant: str | None, stream_id: str, count: int) -> int:
+        """On the loop."""
         held = self._streams.get(stream_id)
-        if held is None or held[0].subject != identity.subject or held[0].tenant != identity.tenant:
+        if held is None or held[0].subject != subject or held[0].tenant != tenant:
             raise NotFound("claim stream", stream_id)
         waiter = held[1]
         room = waiter.add_room(count, MAX_CLAIM_HTTP)
         self.broadcaster.room_added(waiter)
         return room
+
+    def _forwarded(self, payload: str) -> None:
+        """A room notification (on the broadcaster's listening thread): room for a stream
+        of this process is applied on the loop; any other process's is not ours to apply."""
+        room = ForwardedRoom.parse(payload)
+        loop = self._loop
+        if room is not None and self.relay.ours(room.stream) and loop is not None:
+            loop.call_soon_threadsafe(self._apply_forwarded, room)
+
+    def _apply_forwarded(self, room: ForwardedRoom) -> None:
+        # NotFound: it ended meanwhile (or was never this worker's); its worker knows.
+        with contextlib.suppress(NotFound):
+            self._add_room(room.subject, room.tenant, room.stream, room.jobs)
 
     @contextlib.contextmanager
     def _registered(
@@ -253,6 +284,7 @@ class Claims:
             raise ValueError("a refilled claim stream needs a stream id")
         if stream_id in self._streams:
             raise ValueError(f"claim stream {stream_id} is open already")
+        self._loop = asyncio.get_running_loop()
         self._streams[stream_id] = (identity, waiter)
         try:
             yield

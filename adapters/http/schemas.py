@@ -98,8 +98,11 @@ class RoomBody(Body):
 
 class RoomResult(Body):
     stream: StreamId
-    room: int
-    """Jobs the stream may now be given before it needs more room."""
+    room: int | None
+    """Jobs the stream may now be given before it needs more room (None: forwarded)."""
+    forwarded: bool = False
+    """The stream is another server process's: the room was forwarded to it (202), and
+    is given to the stream if it is still open there."""
 
 
 class ClaimResponse(Body):

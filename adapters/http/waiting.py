@@ -123,6 +123,9 @@ class WorkBroadcaster:
         soon as it has read the last one's end."""
         self._watchers: list[_Watcher] = []
         """Submits waiting for a request to wait again (``reserve_soon``)."""
+        self._channels: dict[str, Callable[[str], None]] = {}
+        """Other channels the LISTEN connection follows, with what each payload is given
+        to (on the listening thread)."""
         self._stop = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,6 +143,12 @@ class WorkBroadcaster:
     def waiting(self) -> int:
         with self._lock:
             return len(self._waiters)
+
+    def follow(self, channel: str, handler: Callable[[str], None]) -> None:
+        """Also LISTEN on ``channel`` (PostgreSQL; before ``start``): ``handler`` gets each
+        payload, on the listening thread, and must not block."""
+        assert self._thread is None, "follow channels before start"
+        self._channels[channel] = handler
 
     def start(self) -> None:
         if self._url is not None and self._thread is None:
@@ -395,12 +404,17 @@ class WorkBroadcaster:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+                    for channel in (QUEUE_CHANNEL, *self._channels):
+                        conn.execute(f"LISTEN {channel}")
                     # Reconnected: whatever was announced meanwhile is lost, so wake everyone.
                     self.wake_all()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
-                            self.notify(_queues(note.payload))
+                            handler = self._channels.get(note.channel)
+                            if handler is None:
+                                self.notify(_queues(note.payload))
+                            else:
+                                handler(note.payload)
             except psycopg.Error as exc:
                 log.warning("LISTEN %s lost (waiters poll meanwhile): %s", QUEUE_CHANNEL, exc)
                 self._stop.wait(RECONNECT_SECONDS)

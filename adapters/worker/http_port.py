@@ -9,9 +9,11 @@ for the slots free then, it is given room (``POST /v1/claim/room``) by a refille
 thread as handler slots free, one request at a time (the slots freed while one is in
 flight go in the next), so it stays open job after job and the server always sees what
 this worker can start now. A job counts against the room until the runtime has taken a
-slot for it, so the room never exceeds the free slots. Without refill (or after
-``REFILL_MISSES`` streams in a row whose room requests found no stream: several server
-processes behind one address) a stream ends once it has written ``max_jobs``.
+slot for it, so the room never exceeds the free slots. A room request that reaches
+another server process than the stream's is forwarded by that process (202; see
+``adapters/http/room_relay.py``). Without refill (or after ``REFILL_MISSES`` streams in a
+row whose room requests found no stream: servers that do not forward) a stream ends once
+it has written ``max_jobs``.
 The server claims at once when this worker's last claim was full (a backlog), and waits
 first when it was short a moment ago, so a stream costs no claim transaction of its own
 in steady state. One stream serves several jobs: no request per job, and no moment
@@ -88,8 +90,8 @@ class HttpPort:
         self.refill = refill
         """Claim streams stay open: the worker gives them room as handler slots free
         (a refiller thread sends ``POST /v1/claim/room``). Turned off for good after
-        ``REFILL_MISSES`` streams in a row were not found (a ``serve --processes N``
-        whose room requests reach another process)."""
+        ``REFILL_MISSES`` streams in a row were not found (servers that do not forward
+        room to the process holding the stream)."""
         self._interrupter = Interrupter()
         self._idle = threading.Event()
         """Without long polls (wait_seconds=0), what ``wait_for_work`` sleeps on."""

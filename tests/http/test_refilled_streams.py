@@ -80,7 +80,8 @@ def test_a_refilled_stream_serves_as_many_jobs_as_it_is_given_room_for(patient_s
     with live_server.as_tenant("acme", Role.WORKER) as worker:
         # And when its worker gives it room for one, it is given one, then for one more, the other
         answer = worker.post("/v1/claim/room", json={"stream": stream.stream_id, "jobs": 1})
-        assert answer.status_code == 200 and answer.json() == {"stream": stream.stream_id, "room": 1}
+        assert answer.status_code == 200
+        assert answer.json() == {"stream": stream.stream_id, "room": 1, "forwarded": False}
         wait_for(lambda: len(stream.ids) == 2, what="a job for the room given")
         time.sleep(0.1)
         assert len(stream.ids) == 2, "it leased more than the room it was given"
@@ -105,9 +106,19 @@ def test_room_for_a_stream_that_is_not_open_or_not_ours_is_not_found(patient_ser
     submit(live_server, 1)  # the response (and its header) starts with the first job
     stream = RefilledStream(live_server, {"factory_id": "f1", "max_jobs": 2, "wait_seconds": 3})
     wait_for(lambda: stream.stream_id is not None, what="the stream to open")
+    assert stream.stream_id is not None
     with live_server.as_tenant("acme", Role.WORKER) as worker:
-        missing = worker.post("/v1/claim/room", json={"stream": "0" * 32, "jobs": 1})
+        # A stream id of this server process's that is not open
+        missing = worker.post("/v1/claim/room", json={"stream": stream.stream_id[:8] + "0" * 24, "jobs": 1})
         assert missing.status_code == 404 and missing.json()["type"].endswith("not-found")
+        # Another process's id: PostgreSQL forwards it (whether or not it is open: 202 either
+        # way, nothing told); SQLite runs one process, so it is not open anywhere
+        foreign = worker.post("/v1/claim/room", json={"stream": "0" * 32, "jobs": 1})
+        if live_server.settings.database_url is None:
+            assert foreign.status_code == 404
+        else:
+            assert foreign.status_code == 202
+            assert foreign.json() == {"stream": "0" * 32, "room": None, "forwarded": True}
     with live_server.as_tenant("other", Role.WORKER) as stranger:
         # Another tenant's worker cannot tell the stream exists
         answer = stranger.post("/v1/claim/room", json={"stream": stream.stream_id, "jobs": 1})
@@ -153,4 +164,4 @@ def test_the_document_names_the_stream_header_and_the_room_route(live_server: Li
     streamed = doc["paths"]["/v1/claim/stream"]["post"]["responses"]["200"]
     assert STREAM_HEADER in streamed["headers"]
     room = doc["paths"]["/v1/claim/room"]["post"]
-    assert set(room["responses"]) >= {"200", "401", "403", "404", "422"}
+    assert set(room["responses"]) >= {"200", "202", "401", "403", "404", "422", "503"}
