@@ -280,6 +280,8 @@ def _collect_stats(stats_dir: str, seq: int) -> dict[str, Any] | None:
         total["jobs_per_claim"] = round(total["claimed"] / total["claims"], 2)
     if total["complete_calls"]:
         total["jobs_per_complete"] = round(total["completed"] / total["complete_calls"], 2)
+    if total.get("room_calls"):
+        total["jobs_per_room_call"] = round(total["claimed"] / total["room_calls"], 2)
     return total
 
 

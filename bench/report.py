@@ -360,9 +360,9 @@ def cpu_table(res: dict[str, dict[str, Any]]) -> list[str]:
 
 def fleetlog_internals(res: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
-        "| setup | workload, run | jobs/claim | empty claims | jobs/completion batch | lease grants "
-        "| events/job | verified |",
-        "|---|---|---|---|---|---|---|---|",
+        "| setup | workload, run | jobs/claim | jobs/room request | empty claims | jobs/completion batch "
+        "| lease grants | events/job | verified |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, label in (
         (FLEETLOG, "Fleetlog"),
@@ -382,18 +382,28 @@ def _internals_rows(label: str, w: dict[str, Any]) -> list[str]:
     for r, v in enumerate(w.get("w2_drain", {}).get("verify") or []):
         s = v.get("workers") or {}
         lines.append(
-            f"| {label} | W2 r{r} | {s.get('jobs_per_claim', '-')} | {s.get('empty_claims', '-')} "
+            f"| {label} | W2 r{r} | {s.get('jobs_per_claim', '-')} | {_per_room(s)} "
+            f"| {s.get('empty_claims', '-')} "
             f"| {s.get('jobs_per_complete', '-')} | {v.get('lease_grants', '-')} "
             f"| {v.get('job_events_per_job', '-')} | {'OK' if v.get('ok') else 'FAILED ' + json.dumps(v)} |"
         )
     for r, run in enumerate(w.get("w3_latency", {}).get("runs") or []):
         s = run.get("workers") or {}
         lines.append(
-            f"| {label} | W3 r{r} | {s.get('jobs_per_claim', '-')} | {s.get('empty_claims', '-')} "
+            f"| {label} | W3 r{r} | {s.get('jobs_per_claim', '-')} | {_per_room(s)} "
+            f"| {s.get('empty_claims', '-')} "
             f"| {s.get('jobs_per_complete', '-')} | - | - "
             f"| {run['latencies_recorded']}/{run['jobs']} recorded |"
         )
     return lines
+
+
+def _per_room(s: dict[str, Any]) -> Any:
+    """Jobs per ``POST /v1/claim/room`` (refilled HTTP streams; older results: computed)."""
+    if "jobs_per_room_call" in s:
+        return s["jobs_per_room_call"]
+    calls = s.get("room_calls")
+    return round(s["claimed"] / calls, 2) if calls and s.get("claimed") else "-"
 
 
 def analytics_section(an: dict[str, Any] | None, fl: dict[str, Any] | None) -> list[str]:
