@@ -65,13 +65,21 @@ def submit(live: LiveServer, n: int) -> list[str]:
         return [submitter.post("/v1/jobs", json={"payload": {"n": i}}).json()["job"]["id"] for i in range(n)]
 
 
-def test_a_refilled_stream_serves_as_many_jobs_as_it_is_given_room_for(patient_server: LiveServer) -> None:
-    live_server = patient_server
-    # Given a refilled stream for 1 job, with a job to claim
-    first = submit(live_server, 1)
-    stream = RefilledStream(live_server, {"factory_id": "f1", "max_jobs": 1, "wait_seconds": 10})
+def full_stream(live: LiveServer, wait_seconds: float = 10) -> RefilledStream:
+    """A refilled stream for 1 job that has been given one (a job submitted first), and
+    so has no room left."""
+    first = submit(live, 1)
+    stream = RefilledStream(live, {"factory_id": "f1", "max_jobs": 1, "wait_seconds": wait_seconds})
     wait_for(lambda: stream.ids == first, what="the first job")
     assert stream.status == 200 and stream.stream_id is not None
+    return stream
+
+
+def test_a_refilled_stream_serves_as_many_jobs_as_it_is_given_room_for(patient_server: LiveServer) -> None:
+    live_server = patient_server
+    # Given a refilled stream for 1 job, which it has taken
+    stream = full_stream(live_server)
+    first = list(stream.ids)
     # When two more jobs are submitted while it has no room
     more = submit(live_server, 2)
     time.sleep(0.1)

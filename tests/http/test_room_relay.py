@@ -18,7 +18,7 @@ from adapters.http.room_relay import TAG_CHARS, ForwardedRoom, RoomRelay
 from coordinator.identity import Role
 from tests.http.live import LiveServer, serve
 from tests.http.test_claim_streams import wait_for
-from tests.http.test_refilled_streams import RefilledStream, submit
+from tests.http.test_refilled_streams import full_stream, submit
 
 
 @pytest.fixture
@@ -34,10 +34,8 @@ def test_room_given_through_another_process_reaches_the_stream(
 ) -> None:
     holder, other = two_servers
     # Given a refilled stream on one server for 1 job, which it has taken
-    first = submit(holder, 1)
-    stream = RefilledStream(holder, {"factory_id": "f1", "max_jobs": 1, "wait_seconds": 10})
-    wait_for(lambda: stream.ids == first, what="the first job")
-    assert stream.stream_id is not None
+    stream = full_stream(holder)
+    first = list(stream.ids)
     # And two more jobs, which it has no room for
     more = submit(holder, 2)
     time.sleep(0.2)
@@ -61,9 +59,8 @@ def test_forwarded_room_from_another_worker_is_not_applied(
     two_servers: tuple[LiveServer, LiveServer],
 ) -> None:
     holder, other = two_servers
-    first = submit(holder, 1)
-    stream = RefilledStream(holder, {"factory_id": "f1", "max_jobs": 1, "wait_seconds": 4})
-    wait_for(lambda: stream.ids == first, what="the first job")
+    stream = full_stream(holder, wait_seconds=4)
+    first = list(stream.ids)
     submit(holder, 1)
     # Another tenant's worker, and another worker of the same tenant, through the other server
     strangers = (other.token("other", Role.WORKER), other.token("acme", Role.WORKER, subject="someone-else"))
