@@ -30,7 +30,12 @@ from adapters.http.claims import DEFAULT_HANDOFF_WAIT, MAX_HANDOFF_WAIT
 from adapters.http.coalescing import CoalescingProtocol
 from adapters.http.processes import Supervisor
 from adapters.http.waiting import WorkBroadcaster
-from adapters.system import freeze_startup_objects
+from adapters.system import (
+    MAX_SWITCH_INTERVAL_SECONDS,
+    SERVER_SWITCH_INTERVAL_SECONDS,
+    freeze_startup_objects,
+    set_switch_interval,
+)
 from coordinator.reaper import ReaperConfig
 from domain.errors import DomainError
 
@@ -85,6 +90,17 @@ def parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
+        "--switch-interval",
+        type=_switch_interval,
+        default=SERVER_SWITCH_INTERVAL_SECONDS,
+        metavar="SECONDS",
+        help=(
+            "how long the event loop's thread may keep Python's GIL from a thread whose database "
+            f"answer has arrived (0-{MAX_SWITCH_INTERVAL_SECONDS:g}; default "
+            f"{SERVER_SWITCH_INTERVAL_SECONDS:g}; CPython's own is 0.005)"
+        ),
+    )
+    p.add_argument(
         "--grace-seconds", type=float, default=10.0, help="on SIGTERM: time for requests in flight"
     )
     p.add_argument("--log-level", default="INFO")
@@ -114,6 +130,18 @@ def _handoff_wait(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
     if not 0 <= seconds <= MAX_HANDOFF_WAIT:
         raise argparse.ArgumentTypeError(f"must be 0-{MAX_HANDOFF_WAIT:g} seconds, got {text}")
+    return seconds
+
+
+def _switch_interval(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < seconds <= MAX_SWITCH_INTERVAL_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {MAX_SWITCH_INTERVAL_SECONDS:g} seconds, got {text}"
+        )
     return seconds
 
 
@@ -235,6 +263,7 @@ def serve(
         )
         log.info("store: %s", settings.describe())
         freeze_startup_objects()
+        set_switch_interval(args.switch_interval)
         ready()
         server.run(sockets=[sock])
     finally:
