@@ -123,26 +123,24 @@ class Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
-def _handoff_wait(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 <= seconds <= MAX_HANDOFF_WAIT:
-        raise argparse.ArgumentTypeError(f"must be 0-{MAX_HANDOFF_WAIT:g} seconds, got {text}")
-    return seconds
+def _seconds(low: float, high: float, *, above_low: bool = False) -> Callable[[str], float]:
+    """An argparse type: seconds from ``low`` (or above it) to ``high``."""
+    bounds = f"more than {low:g} and at most {high:g}" if above_low else f"{low:g}-{high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+        if not (low < seconds if above_low else low <= seconds) or seconds > high:
+            raise argparse.ArgumentTypeError(f"must be {bounds} seconds, got {text}")
+        return seconds
+
+    return parse
 
 
-def _switch_interval(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 < seconds <= MAX_SWITCH_INTERVAL_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"must be more than 0 and at most {MAX_SWITCH_INTERVAL_SECONDS:g} seconds, got {text}"
-        )
-    return seconds
+_handoff_wait = _seconds(0, MAX_HANDOFF_WAIT)
+_switch_interval = _seconds(0, MAX_SWITCH_INTERVAL_SECONDS, above_low=True)
 
 
 def api_config(args: argparse.Namespace, *, leader: bool) -> ApiConfig:
