@@ -205,7 +205,8 @@ class Claims:
                         if not stream:
                             break
                 remaining = deadline - time.monotonic()
-                if self.broadcaster.closing or remaining <= 0 or (waiter.capacity <= 0 and not refill):
+                waiter.expired = remaining <= 0
+                if self.broadcaster.closing or waiter.expired or (waiter.capacity <= 0 and not refill):
                     break
                 # Refilled, with no room: its worker's slots are all busy. It waits a moment
                 # for room (reservable as soon as some comes), then ends: a worker whose jobs
@@ -220,9 +221,15 @@ class Claims:
                         break
                     claim_now = False  # a hand-over settles the worker: wait on
                     continue
+                # A wait that ran to the deadline ends the request without a last claim:
+                # while one ran, the request could not be handed jobs and the submits
+                # meanwhile would queue theirs (and cost the next hand-overs a missed
+                # guess). What is claimable goes to the worker's next request (a wake-up it
+                # holds is passed on as it ends; a refilled stream's worker is expected back).
+                waiter.expired = time.monotonic() >= deadline
+                if waiter.expired or (roomless and waiter.capacity <= 0):
+                    break  # the deadline, or no room came
                 if roomless:
-                    if waiter.capacity <= 0:
-                        break  # no room came
                     claim_now = waiter.woken  # work announced, or its last claim was full
                     continue
                 if disconnected is not None and await disconnected():

@@ -49,6 +49,9 @@ class Waiter(Generic[W]):
         """Jobs it may still be given (its ``max_jobs``, less what it was given)."""
         self.stream = stream
         """A stream waits on after a delivery; a plain long poll answers with it."""
+        self.expired = False
+        """Its request reached its deadline (a refilled stream that still had room: its
+        worker opens the next one at once, ``WorkBroadcaster.remove``)."""
         self._loop = asyncio.get_running_loop()
         self._signalled = False
         """Woken or given jobs since its last wait began: the next wait returns at once."""

@@ -96,8 +96,8 @@ QUIET_SECONDS = 0.1
 QUIET_KEYS = 10_000
 """Workers remembered (least recently settled forgotten first)."""
 RETURN_SECONDS = 0.1
-"""How long after a claim stream ended full its worker is expected back with the next
-one (``reserve_soon`` may wait for it meanwhile)."""
+"""How long after a claim stream ended full (or, refilled, reached its deadline with room)
+its worker is expected back with the next one (``reserve_soon`` may wait for it meanwhile)."""
 RETURNING_KEYS = 10_000
 """Workers expected back remembered (the oldest forgotten first)."""
 MAX_TOKENS = 64
@@ -118,7 +118,8 @@ class WorkBroadcaster:
         any queue)."""
         self._settled: OrderedDict[Hashable, float] = OrderedDict()
         self._returning: OrderedDict[Hashable, tuple[Waiter, float]] = OrderedDict()
-        """Workers whose claim stream ended full a moment ago, by worker key: the ended
+        """Workers whose claim stream ended full (or, refilled, at its deadline with room)
+        a moment ago, by worker key: the ended
         request (what it wanted) and when it ended. The worker opens its next stream as
         soon as it has read the last one's end."""
         self._watchers: list[_Watcher] = []
@@ -233,7 +234,8 @@ class WorkBroadcaster:
             )
 
     def _coming_back(self, queue: str, fits: Callable[[W], bool]) -> bool:
-        """A worker that fits filled a claim stream a moment ago and has not asked again
+        """A worker that fits ended a claim stream full (or, refilled, at its deadline
+        with room) a moment ago and has not asked again
         yet: between two streams, not gone (its next request's wait resolves the
         watchers, as a claim's end does)."""
         wanted = frozenset((queue,))
@@ -273,15 +275,17 @@ class WorkBroadcaster:
     def remove(self, waiter: Waiter) -> None:
         with self._lock:
             self._waiters.pop(waiter, None)
+            # Filled, or refilled and at its deadline with room: its worker asks again as
+            # soon as it has read the end. (A refilled stream also ends with no room when
+            # its worker's slots are all busy: that worker asks again when a slot frees.)
+            filled = waiter.stream and not waiter.refill and waiter.capacity <= 0
+            expired = waiter.refill and waiter.expired and waiter.capacity > 0
             if (
-                waiter.stream
-                and not waiter.refill  # it ends with no room when its worker's slots are busy
-                and waiter.capacity <= 0
+                (filled or expired)
                 and waiter.key is not None
                 and waiter.wants is not None
                 and not self._closing.is_set()
             ):
-                # Filled: its worker asks again as soon as it has read the end.
                 self._returning[waiter.key] = (waiter, time.monotonic())
                 self._returning.move_to_end(waiter.key)
                 while len(self._returning) > RETURNING_KEYS:

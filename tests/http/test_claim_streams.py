@@ -9,13 +9,16 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from adapters.bootstrap import Settings
+from adapters.http.app import ApiConfig
 from coordinator.identity import Role
-from tests.http.live import LiveServer
+from tests.http.live import LiveServer, serve
 
 NDJSON = "application/x-ndjson"
 
@@ -96,6 +99,33 @@ def test_queued_work_comes_at_once_and_the_stream_ends_when_its_wait_is_over(
     # Then it brought the queued job, and ended with its wait
     assert stream.ids() == [job["id"]]
     assert stream.ended is not None and 0.4 < stream.ended - started < 5
+
+
+def test_a_stream_ends_at_its_deadline_without_a_last_claim_and_the_next_one_claims_at_once(
+    backend: Settings,
+) -> None:
+    """A last claim at the deadline would make the stream unreservable while it ran, and the
+    submits meanwhile would queue their jobs. What became claimable goes to the worker's
+    next request instead, at once."""
+    # No re-check within the stream's wait and no scheduler to announce the job when it
+    # comes due: only a claim at the deadline could take it
+    with serve(backend, ApiConfig(poll_seconds=30, background=False)) as live:
+        # Given a job that comes due, unannounced, while a stream waits
+        run_at = (datetime.now(UTC) + timedelta(seconds=0.3)).isoformat()
+        with live.as_tenant("acme") as submitter:
+            job = submitter.post("/v1/jobs", json={"payload": {}, "run_at": run_at}).json()["job"]["id"]
+        started = time.monotonic()
+        stream = Stream(live, {"factory_id": "f1", "max_jobs": 2, "wait_seconds": 1.0}).join()
+        # Then the stream ended with its wait, empty, and the job is not leased
+        assert stream.status == 200 and stream.ids() == []
+        assert stream.ended is not None and 0.9 < stream.ended - started < 5
+        with live.as_tenant("acme", Role.READER) as reader:
+            assert reader.get(f"/v1/jobs/{job}").json()["lease"] is None
+        # And the worker's next request claims it at once
+        started = time.monotonic()
+        following = Stream(live, {"factory_id": "f1", "max_jobs": 1, "wait_seconds": 10}).join()
+        assert following.ids() == [job]
+        assert following.ended is not None and following.ended - started < 1
 
 
 def test_a_stream_with_nothing_to_claim_is_empty(live_server: LiveServer) -> None:

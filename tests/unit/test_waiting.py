@@ -619,6 +619,39 @@ def test_a_submit_does_not_wait_for_a_worker_whose_stream_ended_short_or_long_ag
     run(scenario())
 
 
+def test_a_submit_waits_for_a_worker_whose_refilled_stream_reached_its_deadline_with_room() -> None:
+    """A refilled stream stays open job after job until its deadline; its worker then opens
+    the next one at once. A job queued in between would cost that worker a claim of its
+    own, and the next hand-overs a missed guess."""
+
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=2, stream=True, key="worker", refill=True) as first:
+            first.expired = True
+        reserving = asyncio.create_task(b.reserve_soon("q", lambda _: True, 1.0))
+        await asyncio.sleep(0.02)
+        assert not reserving.done(), "it sent the job to the queue while the worker was coming back"
+        with b.waiter(["q"], wants="w", capacity=2, stream=True, key="worker", refill=True) as second:
+            await handed_over(reserving, second, 1)
+
+    run(scenario())
+
+
+def test_a_submit_does_not_wait_for_a_refilled_stream_that_ended_before_its_deadline_or_roomless() -> None:
+    async def scenario() -> None:
+        b = broadcaster()
+        with b.waiter(["q"], wants="w", capacity=2, stream=True, key="gone", refill=True):
+            pass  # ended before its deadline (its worker went away, or stopped)
+        with b.waiter(["q"], wants="w", capacity=1, stream=True, key="busy", refill=True) as busy:
+            busy.took(1)
+            busy.expired = True  # at its deadline with no room: its worker asks again when a slot frees
+        started = time.monotonic()
+        assert await b.reserve_soon("q", lambda _: True, 1.0) is None
+        assert time.monotonic() - started < 0.05, "it waited for a worker that is not coming back at once"
+
+    run(scenario())
+
+
 def test_a_shutting_down_server_expects_no_worker_back() -> None:
     async def scenario() -> None:
         b = broadcaster()
