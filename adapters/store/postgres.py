@@ -31,7 +31,7 @@ from adapters.sql import queries
 from adapters.store.codecs import utc
 from adapters.store.leader import PgAdvisoryLock
 from adapters.store.prepared import SESSIONS, prepared_query
-from adapters.store.signals import QUEUE_CHANNEL, PgListener
+from adapters.store.signals import LOG_POLL_SECONDS, QUEUE_CHANNEL, PgListener, PollBackoff
 from adapters.store.sql_store import SqlStore
 from adapters.store.view_writer import apply_changes
 from coordinator.errors import Conflict, GuessMissed, Unavailable
@@ -332,8 +332,13 @@ class FleetPostgresRecorder(PostgresApplicationRecorder):
     Through the library's own ``insert_events`` (``Application.save``), the views are
     written by the ``_insert_events`` hook, as in the library's searchable-content example.
     Fleetlog's units of work append through ``write``: the same steps in the same order
-    (views, table lock, NOTIFY, insert) queued into the single round trip that commits.
-    The library's recorder test suite runs against this class (tests/contract).
+    (views, table lock, insert) queued into the single round trip that commits, without
+    the library's ``NOTIFY`` of the events channel. That NOTIFY takes PostgreSQL's
+    cluster-wide notification lock at every commit, held through the WAL flush, and only
+    the library's ``subscribe()`` waits for it: Fleetlog follows the log by polling
+    (``log_signal``), so its writes do not pay for it (a measured share of a hand-over
+    submit's tail; README, Decisions). The library's recorder test suite runs against
+    this class (tests/contract).
     """
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
@@ -354,12 +359,9 @@ class FleetPostgresRecorder(PostgresApplicationRecorder):
                 curs.execute("SELECT pg_notify(%s, %s)", (QUEUE_CHANNEL, ",".join(sorted(queues))))
 
     def _append_prelude(self, conn: psycopg.Connection[Any]) -> list[str]:
-        """The library's lock and notify statements as text (composed once, not per write)."""
+        """The library's table-lock statements as text (composed once, not per write)."""
         if self._prelude is None:
-            statements: list[Any] = [
-                *self.lock_table_statements,
-                SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
-            ]
+            statements: list[Any] = list(self.lock_table_statements)
             self._prelude = [s.as_string(conn) if isinstance(s, Composable) else str(s) for s in statements]
         return self._prelude
 
@@ -373,7 +375,7 @@ class FleetPostgresRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return
         # The library's append steps: lock the table (commit order = notification order),
-        # NOTIFY the events channel, insert.
+        # insert (no NOTIFY of the events channel: see the class's doc).
         for statement in self._append_prelude(cursor.conn):
             cursor.add(statement)
         if len(stored_events) >= COPY_MIN_ROWS:
@@ -485,8 +487,8 @@ class PostgresStore(SqlStore):
         return PgListener(self.url, QUEUE_CHANNEL, queues)
 
     def log_signal(self) -> WorkSignal:
-        # The library NOTIFYs this channel in every append transaction.
-        return PgListener(self.url, self.recorder.channel_name, None)
+        # Fleetlog's appends do not NOTIFY the events channel (FleetPostgresRecorder): poll.
+        return PollBackoff(maximum=LOG_POLL_SECONDS)
 
     def leader_lock(self, name: str) -> PgAdvisoryLock:
         return PgAdvisoryLock(self.url, name)

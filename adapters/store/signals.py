@@ -22,6 +22,10 @@ log = logging.getLogger("fleetlog.store.signals")
 
 QUEUE_CHANNEL = "fleetlog_queue"
 
+LOG_POLL_SECONDS = 0.25
+"""Following the event log (``log_signal``), an idle poll backs off to this: appends
+notify nobody (``FleetPostgresRecorder``; SQLite cannot), so a new event is seen within it."""
+
 SLICE_SECONDS = 0.1
 """A listener re-checks for ``interrupt()`` this often (a stop never waits longer)."""
 

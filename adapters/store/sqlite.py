@@ -25,7 +25,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from adapters.eventstore.application import EVENTS_TABLE
 from adapters.sql import queries
 from adapters.store.leader import FileLock
-from adapters.store.signals import PollBackoff
+from adapters.store.signals import LOG_POLL_SECONDS, PollBackoff
 from adapters.store.sql_store import SqlStore
 from adapters.store.view_writer import apply_changes
 from coordinator.errors import Conflict, GuessMissed, Unavailable
@@ -183,7 +183,7 @@ class SQLiteStore(SqlStore):
         return PollBackoff()
 
     def log_signal(self) -> WorkSignal:
-        return PollBackoff(maximum=0.25)
+        return PollBackoff(maximum=LOG_POLL_SECONDS)
 
     def leader_lock(self, name: str) -> FileLock:
         return FileLock(self.path.parent / f"{name}.leader.lock")

@@ -6,9 +6,12 @@ from __future__ import annotations
 import threading
 import time
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from adapters.bootstrap import Settings
+from adapters.store.signals import LOG_POLL_SECONDS, QUEUE_CHANNEL, PollBackoff
 from domain.factory import FactoryReport
 from tests.contract.helpers import claim_one, submit
 from tests.support import FakeClock, build_fleet, fleet_wide, tenant
@@ -58,3 +61,32 @@ def test_interrupt_ends_a_wait_at_once(backend: Settings, clock: FakeClock) -> N
     finally:
         signal.close()
         fleet.close()
+
+
+@pytest.mark.postgres
+def test_appends_do_not_notify_the_events_channel_and_the_log_is_followed_by_polling(
+    pg_database: str, clock: FakeClock
+) -> None:
+    """The library NOTIFYs its events channel in every append, which takes PostgreSQL's
+    cluster-wide notification lock at each commit; Fleetlog's own appends leave it out
+    (only the library's ``subscribe()`` waits for it) and follow the log by polling."""
+    fleet = build_fleet(Settings(database_url=pg_database, pool_size=1), clock)
+    store = fleet.ctx.store
+    channel = store.recorder.channel_name
+    with psycopg.connect(pg_database, autocommit=True) as listener:
+        listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        listener.execute(f"LISTEN {QUEUE_CHANNEL}")
+        try:
+            job = submit(fleet, ACME, queue="render")
+            c = claim_one(fleet, ACME)
+            fleet.checkpoint(ACME, job, c.epoch, {"x": 1})
+            heard = [n.channel for n in listener.notifies(timeout=0.5)]
+        finally:
+            fleet.close()
+    # The submit announced its queue; nothing went to the events channel
+    assert heard == [QUEUE_CHANNEL]
+    signal = store.log_signal()
+    try:
+        assert isinstance(signal, PollBackoff) and signal.maximum == LOG_POLL_SECONDS
+    finally:
+        signal.close()
