@@ -213,6 +213,7 @@ class Claims:
                 # run long opens its next stream when a slot frees.
                 roomless = waiter.capacity <= 0
                 timeout = self._timeout(remaining, self.refill_idle if roomless else first_wait)
+                to_deadline = timeout >= remaining
                 first_wait = 0.0
                 handed = await waiter.wait(timeout)
                 if handed:  # submits claimed for this request in their own transactions
@@ -226,7 +227,9 @@ class Claims:
                 # meanwhile would queue theirs (and cost the next hand-overs a missed
                 # guess). What is claimable goes to the worker's next request (a wake-up it
                 # holds is passed on as it ends; a refilled stream's worker is expected back).
-                waiter.expired = time.monotonic() >= deadline
+                # (The loop's timer may fire a moment early: a wait to the deadline that no
+                # wake-up ended has expired.)
+                waiter.expired = time.monotonic() >= deadline or (to_deadline and not waiter.woken)
                 if waiter.expired or (roomless and waiter.capacity <= 0):
                     break  # the deadline, or no room came
                 if roomless:
