@@ -17,7 +17,7 @@ from coordinator.context import Context
 from coordinator.errors import FactoryDown
 from coordinator.identity import Identity, Role
 from coordinator.ports import ClaimFilter, InFlight, UnitOfWork
-from coordinator.quotas import QuotaCache
+from coordinator.quotas import QuotaCache, TenantQuotas, capped_in
 from coordinator.views import ClaimedJob
 from domain.factory import Factory, FactoryReport, Health
 from domain.job import Job, JobState
@@ -150,7 +150,14 @@ class Claiming:
         capped = self.quotas.capped(identity.scope())
         return self.ctx.transact(lambda uow: self._claim(uow, identity, request, capped))
 
-    def offer_to(self, identity: Identity, request: ClaimRequest) -> Offer:
+    def offer_to(
+        self,
+        identity: Identity,
+        request: ClaimRequest,
+        *,
+        guess: bool = True,
+        quotas: dict[str, TenantQuotas] | None = None,
+    ) -> Offer:
         """A claim for a worker that is waiting for work, to run inside the unit of work
         that creates a job (a submit), with that job among the candidates: the worker
         then gets the job in the transaction that creates it (a "sync match"), with no
@@ -159,10 +166,15 @@ class Claiming:
         The claim is the one ``claim`` makes (factory, seats, tenants' in-flight caps,
         capabilities, queues, priority then age), so the worker takes the best jobs it
         may, the new one only if it is among them. A factory declared down claims
-        nothing (the submit still commits: the job waits in the queue)."""
+        nothing (the submit still commits: the job waits in the queue).
+
+        ``guess=False``: never in one round trip (after a ``GuessMissed``). ``quotas``:
+        the quotas as loaded (``QuotaCache.loaded``) when the caller must not wait for a
+        reload."""
         identity.require(Role.WORKER, "claim")
-        capped = self.quotas.capped(identity.scope())  # outside the unit of work (see claim)
-        return _HandOver(self, identity, request, capped, guess=True)
+        scope = identity.scope()  # the caps read outside the unit of work (see claim)
+        capped = self.quotas.capped(scope) if quotas is None else capped_in(quotas, scope)
+        return _HandOver(self, identity, request, capped, guess=guess)
 
     def _guess(
         self, uow: UnitOfWork, identity: Identity, request: ClaimRequest, capped: list[str], job: Job

@@ -167,3 +167,9 @@ class GuessMissed(Exception):
     one round trip, ``Claiming.offer_to``) found at commit that it had changed; nothing
     was written. The caller runs the unit of work again, reading before it decides.
     Never leaves the coordinator."""
+
+
+class WouldRead(Exception):
+    """A unit of work run where it may not wait for an answer (``LoopCommits``: an event
+    loop's thread, sending only its commit) asked the store a question; nothing was
+    sent. The caller runs the unit of work the ordinary way. Never leaves the caller."""

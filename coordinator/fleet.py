@@ -6,7 +6,7 @@ single-purpose services it holds (submission, claiming, reporting...).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +16,7 @@ from coordinator.context import Context
 from coordinator.factories import Factories, Profiles
 from coordinator.identity import Identity
 from coordinator.operations import Operations
+from coordinator.ports import UnitOfWork
 from coordinator.projection_admin import ProjectionAdmin, VerifyReport
 from coordinator.queries import Queries
 from coordinator.quotas import Quotas, TenantQuotas
@@ -72,11 +73,36 @@ class Fleet:
         spec: JobSpec | Mapping[str, Any],
         worker: Identity,
         request: ClaimRequest,
+        *,
+        guess: bool = True,
     ) -> tuple[SubmitResult, list[ClaimedJob]]:
         """Submit, and claim for a worker waiting for work in the same transaction (the
         new job among its candidates; ``Claiming.offer_to``): (the submit's result, what
-        the worker claimed)."""
-        return self.submission.submit_offering(identity, spec, self.claiming.offer_to(worker, request))
+        the worker claimed). ``guess=False``: the claim reads before it decides (after a
+        ``GuessMissed`` elsewhere)."""
+        return self.submission.submit_offering(
+            identity, spec, self.claiming.offer_to(worker, request, guess=guess)
+        )
+
+    def hand_over_unit(
+        self,
+        identity: Identity,
+        spec: JobSpec | Mapping[str, Any],
+        worker: Identity,
+        request: ClaimRequest,
+    ) -> Callable[[UnitOfWork], tuple[SubmitResult, list[ClaimedJob]]] | None:
+        """``submit_handing_over``'s unit of work, for a caller that runs it itself
+        without waiting for the store before the commit (``Store.loop_commits``). None
+        when that cannot be known now (the quota cache due for a reload, the tenant's
+        quotas to be read inside it). The unit of work may still raise ``WouldRead``
+        (its claim must read first), ``GuessMissed``, ``Conflict`` or ``Unavailable``:
+        then nothing was written and the caller calls ``submit_handing_over`` (with
+        ``guess=False`` after a ``GuessMissed``), which retries."""
+        quotas = self.quotas.cache.loaded()
+        if quotas is None:
+            return None
+        offer = self.claiming.offer_to(worker, request, quotas=quotas)
+        return self.submission.offering_unit(identity, spec, offer, quotas)
 
     def submit_many(
         self, identity: Identity, specs: Sequence[JobSpec | Mapping[str, Any]]

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from domain.dependencies import DependencyStatus
@@ -23,6 +23,8 @@ from projections.factory_rows import FactoryRow, ProfileRow
 from projections.job_rows import IdempotencyRow, JobRow
 from projections.rebuild import ViewSet
 from projections.tenant_rows import TenantRow
+
+T = TypeVar("T")
 
 
 class WorkSignal(Protocol):
@@ -214,6 +216,22 @@ class Page:
     next_cursor: UUID | None
 
 
+class LoopCommits(Protocol):
+    """A store's units of work run on an event loop's thread, for those that need no
+    answer before their commit (a guessed hand-over, ``Claiming.offer_to``): the loop
+    runs ``work`` at once and awaits its one round trip instead of two hops to a thread
+    and back."""
+
+    async def transact(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work`` and commit what it did, once. ``WouldRead`` when it asks the
+        store anything (nothing sent); ``GuessMissed``, ``Conflict``, ``Unavailable`` as a
+        unit of work's commit raises them (nothing written). Never retried here: the
+        caller runs ``work`` again the ordinary way (``Context.transact``)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class Store(Protocol):
     """The event store and its views (SQLite embedded, PostgreSQL in production)."""
 
@@ -249,6 +267,11 @@ class Store(Protocol):
         ...
 
     def ping(self) -> None: ...
+
+    def loop_commits(self) -> LoopCommits | None:
+        """Units of work an event loop runs itself and commits without blocking, where
+        the store has them (PostgreSQL); None: run every unit of work on a thread."""
+        ...
 
     def work_signal(self, queues: Collection[str] | None = None) -> WorkSignal:
         """A new signal for one waiter (LISTEN on PostgreSQL, polling on SQLite)."""

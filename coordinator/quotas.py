@@ -70,9 +70,14 @@ class QuotaCache:
 
     def capped(self, tenants: tuple[str, ...] | None) -> list[str]:
         """The tenants among ``tenants`` (None: all) with a ``max_in_flight``, by name."""
-        quotas = self._current()
-        names = quotas if tenants is None else [t for t in tenants if t in quotas]
-        return sorted(t for t in names if quotas[t].max_in_flight is not None)
+        return capped_in(self._current(), tenants)
+
+    def loaded(self) -> dict[str, TenantQuotas] | None:
+        """Every tenant's quotas as loaded, without waiting: None when they are due for a
+        reload (for a caller that must not block on the store: it goes the ordinary way,
+        which reloads)."""
+        quotas = self._quotas
+        return quotas if quotas is not None and self._monotonic() < self._expires else None
 
     def invalidate(self) -> None:
         with self._lock:
@@ -164,3 +169,9 @@ class Quotas:
                 queued=usage.waiting, in_flight=usage.in_flight, submitted_last_minute=usage.created_since
             ),
         )
+
+
+def capped_in(quotas: dict[str, TenantQuotas], tenants: tuple[str, ...] | None) -> list[str]:
+    """The tenants among ``tenants`` (None: all) with a ``max_in_flight`` in ``quotas``, by name."""
+    names = quotas if tenants is None else [t for t in tenants if t in quotas]
+    return sorted(t for t in names if quotas[t].max_in_flight is not None)

@@ -16,7 +16,7 @@ from coordinator.context import Context
 from coordinator.errors import GuessMissed, InvalidRequest, NotFound, validation_errors
 from coordinator.identity import Identity, Role
 from coordinator.ports import UnitOfWork
-from coordinator.quotas import QuotaCache
+from coordinator.quotas import QuotaCache, TenantQuotas
 from coordinator.views import ClaimedJob, ItemError, ItemResult, JobView, SubmitResult
 from domain.dependencies import DependencyStatus, evaluate, find_cycle, milestone_for
 from domain.errors import (
@@ -70,22 +70,47 @@ class Submission:
         tenant = identity.write_tenant("submit")
         spec = parse_spec(request)
 
-        def offering(offer: Offer | None) -> Callable[[UnitOfWork], tuple[SubmitResult, list[ClaimedJob]]]:
-            def work(uow: UnitOfWork) -> tuple[SubmitResult, list[ClaimedJob]]:
-                job, outcome, old = self._place(uow, tenant, spec, _Batch())
-                claimed = [] if offer is None or outcome == "existing" else offer(uow, job)
-                return SubmitResult(job=JobView.of(job), outcome=outcome, superseded_job_id=old), claimed
-
-            return work
-
         try:
-            return self.admission.transact(tenant, offering(offer), lambda r: _added(r[0].outcome))
+            return self.admission.transact(
+                tenant, self._offering(tenant, spec, offer), lambda r: _added(r[0].outcome)
+            )
         except GuessMissed:
             if offer is None:
                 raise
             # The offer decided on what this process had read, and the commit found it
             # changed: nothing was written. Again, with a claim that reads first.
-            return self.admission.transact(tenant, offering(offer.checked()), lambda r: _added(r[0].outcome))
+            return self.admission.transact(
+                tenant, self._offering(tenant, spec, offer.checked()), lambda r: _added(r[0].outcome)
+            )
+
+    def _offering(
+        self, tenant: str, spec: JobSpec, offer: Offer | None
+    ) -> Callable[[UnitOfWork], tuple[SubmitResult, list[ClaimedJob]]]:
+        def work(uow: UnitOfWork) -> tuple[SubmitResult, list[ClaimedJob]]:
+            job, outcome, old = self._place(uow, tenant, spec, _Batch())
+            claimed = [] if offer is None or outcome == "existing" else offer(uow, job)
+            return SubmitResult(job=JobView.of(job), outcome=outcome, superseded_job_id=old), claimed
+
+        return work
+
+    def offering_unit(
+        self,
+        identity: Identity,
+        request: JobSpec | Mapping[str, Any],
+        offer: Offer,
+        quotas: dict[str, TenantQuotas],
+    ) -> Callable[[UnitOfWork], tuple[SubmitResult, list[ClaimedJob]]] | None:
+        """``submit_offering``'s unit of work, for a caller that runs it where it must
+        not wait for the store before the commit (``LoopCommits``), with ``quotas`` as
+        loaded: None when the tenant's quotas are read inside it (the caller goes the
+        ordinary way). Refuses what ``submit_offering`` refuses before any unit of work."""
+        identity.require(Role.SUBMITTER, "submit")
+        tenant = identity.write_tenant("submit")
+        spec = parse_spec(request)
+        limits = quotas.get(tenant)
+        if limits is not None and limits.limits_admission():
+            return None
+        return self._offering(tenant, spec, offer)
 
     def submit_many(
         self, identity: Identity, requests: Sequence[JobSpec | Mapping[str, Any]]

@@ -97,6 +97,7 @@ class Api:
         handoff_wait: float = DEFAULT_HANDOFF_WAIT,
         refill_idle: float = REFILL_IDLE_SECONDS,
         relay: RoomRelay | None = None,
+        loop_commits: bool = True,
     ):
         self.fleet = fleet
         self.broadcaster = broadcaster
@@ -112,6 +113,7 @@ class Api:
             handoff_wait=handoff_wait,
             refill_idle=refill_idle,
             relay=relay,
+            loop_commits=fleet.ctx.store.loop_commits() if loop_commits else None,
         )
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -120,9 +122,11 @@ class Api:
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._threads, call)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._threads.shutdown(wait=False)
         self.claims.relay.close()
+        if self.claims.loop_commits is not None:
+            await self.claims.loop_commits.close()
 
     # ------------------------------------------------------------ health
 

@@ -57,6 +57,10 @@ class ApiConfig(BaseModel):
     (see ``adapters.http.waiting``); off: every job goes through the queue."""
     handoff_wait_seconds: Annotated[float, Field(ge=0, le=MAX_HANDOFF_WAIT)] = DEFAULT_HANDOFF_WAIT
     """How long a submit may wait for a waiting claim busy in a claim of its own."""
+    loop_commits: bool = True
+    """Where the store has them (PostgreSQL), a hand-over submit that needs no read
+    before its commit runs on the event loop and sends its one round trip from there
+    (``Store.loop_commits``); off: every unit of work runs on a thread."""
     refill_idle_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT_SECONDS)] = REFILL_IDLE_SECONDS
     """How long a refilled claim stream with no room waits for its worker to give it some
     before it ends."""
@@ -131,6 +135,7 @@ def create_app(
         handoff_wait=config.handoff_wait_seconds,
         refill_idle=config.refill_idle_seconds,
         relay=RoomRelay(postgres_url),
+        loop_commits=config.loop_commits,
     )
     endpoints = api.endpoints() + AnalyticsApi(analytics, api.run).endpoints()
     dispatcher = Dispatcher(authority, max_body_bytes=config.max_body_bytes)
@@ -179,7 +184,7 @@ def create_app(
             yield
         finally:
             broadcaster.stop()
-            api.close()
+            await api.close()
             if services is not None:
                 services.stop()
             if analytics is not None:

@@ -24,9 +24,10 @@ from adapters.http.schemas import MAX_CLAIM_HTTP, ClaimBody
 from adapters.http.waiter import Waiter
 from adapters.http.waiting import WorkBroadcaster
 from coordinator.claiming import ClaimRequest
-from coordinator.errors import NotFound
+from coordinator.errors import Conflict, GuessMissed, NotFound, Unavailable, WouldRead
 from coordinator.fleet import Fleet
 from coordinator.identity import Identity
+from coordinator.ports import LoopCommits
 from coordinator.views import ClaimedJob, SubmitResult
 from domain.job import JobSpec
 
@@ -83,6 +84,36 @@ def claim_request(body: ClaimBody) -> ClaimRequest:
     )
 
 
+async def hand_over(
+    fleet: Fleet,
+    identity: Identity,
+    spec: JobSpec,
+    worker: Identity,
+    request: ClaimRequest,
+    *,
+    loop_commits: LoopCommits | None,
+    run: Run,
+) -> tuple[SubmitResult, list[ClaimedJob]]:
+    """``Fleet.submit_handing_over`` from the event loop: committed from the loop itself
+    when the unit of work needs no read before its commit and the store can
+    (``loop_commits``), else, and after any failure there (nothing written), on a
+    thread (``run``) the ordinary way, which reads what it must and retries."""
+    guess = True
+    if loop_commits is not None:
+        unit = fleet.hand_over_unit(identity, spec, worker, request)
+        if unit is not None:
+            try:
+                return await loop_commits.transact(unit)
+            except GuessMissed:
+                guess = False  # the claim reads before it decides, this time
+            except (WouldRead, Conflict, Unavailable):
+                pass
+    result: tuple[SubmitResult, list[ClaimedJob]] = await run(
+        fleet.submit_handing_over, identity, spec, worker, request, guess=guess
+    )
+    return result
+
+
 class Claims:
     def __init__(
         self,
@@ -94,10 +125,14 @@ class Claims:
         handoff_wait: float = DEFAULT_HANDOFF_WAIT,
         refill_idle: float = REFILL_IDLE_SECONDS,
         relay: RoomRelay | None = None,
+        loop_commits: LoopCommits | None = None,
     ):
         self.fleet = fleet
         self.broadcaster = broadcaster
         self.run = run
+        self.loop_commits = loop_commits
+        """Where the store has them, hand-overs that need no read before their commit
+        run on the loop and send it from there (``Store.loop_commits``)."""
         self.handoff = handoff
         """Offer a new job to a waiting claim in the submit's transaction."""
         self.handoff_wait = handoff_wait
@@ -158,11 +193,17 @@ class Claims:
         assert waiter.wants is not None
         worker, request = waiter.wants
         claimed: list[ClaimedJob] = []
+        # Within its budget: the submits holding one request never claim more between
+        # them than it asked for.
         try:
-            # Within its budget: the submits holding one request never claim more
-            # between them than it asked for.
-            result, claimed = await self.run(
-                self.fleet.submit_handing_over, identity, spec, worker, at_most(budget, request)
+            result, claimed = await hand_over(
+                self.fleet,
+                identity,
+                spec,
+                worker,
+                at_most(budget, request),
+                loop_commits=self.loop_commits,
+                run=self.run,
             )
             return result, claimed
         finally:

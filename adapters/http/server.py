@@ -90,6 +90,14 @@ def parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
+        "--no-loop-commits",
+        action="store_true",
+        help=(
+            "run every unit of work on a thread (default on PostgreSQL: a hand-over submit that needs "
+            "no read before its commit runs on the event loop and sends its one round trip from there)"
+        ),
+    )
+    p.add_argument(
         "--switch-interval",
         type=_switch_interval,
         default=SERVER_SWITCH_INTERVAL_SECONDS,
@@ -148,6 +156,7 @@ def api_config(args: argparse.Namespace, *, leader: bool) -> ApiConfig:
         max_body_bytes=args.max_body_bytes,
         background=leader and not args.no_background,
         handoff=not args.no_handoff,
+        loop_commits=not args.no_loop_commits,
         **({} if args.handoff_wait is None else {"handoff_wait_seconds": args.handoff_wait}),
     )
 

@@ -11,7 +11,7 @@ import base64
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
@@ -23,20 +23,23 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import pq
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composable, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
 from pydantic_core import to_json
 
 from adapters.eventstore.application import EVENTS_TABLE
 from adapters.sql import queries
-from adapters.store.codecs import utc
+from adapters.store.codecs import Values, utc
 from adapters.store.leader import PgAdvisoryLock
-from adapters.store.prepared import SESSIONS, prepared_query
+from adapters.store.prepared import SESSIONS, AnyConnection, prepared_query
 from adapters.store.signals import LOG_POLL_SECONDS, QUEUE_CHANNEL, PgListener, PollBackoff
 from adapters.store.sql_store import SqlStore
 from adapters.store.view_writer import apply_changes
 from coordinator.errors import Conflict, GuessMissed, Unavailable
 from coordinator.ports import WorkSignal
 from projections.changes import ViewChanges, newly_claimable_queues
+
+if TYPE_CHECKING:
+    from adapters.store.loop_commits import PgLoopCommits
 
 GUARD_FAILED = "FL001"
 """SQLSTATE of a failed ``guard`` (migration 0005's ``fleet_hand_over_guard``)."""
@@ -142,38 +145,23 @@ eligible row for each claim (measured: 42 ms instead of 0.3 ms per claim at 5,00
 jobs). Transaction-local, and sent with BEGIN: no extra round trip."""
 
 
-class PgCursor:
-    """Named queries over one connection, in as few round trips as a unit of work allows.
+class PgStatements:
+    """A unit of work's statements as they are bound and queued, before a round trip
+    sends them: named queries as ``EXECUTE`` of their prepared statements with values
+    bound client-side (``mogrify`` on ``cur``), statements that return nothing queued
+    until something is sent. ``PgCursor`` sends them from a thread; ``LoopCursor``
+    (``loop_commits.py``) from an event loop."""
 
-    Each round trip costs the client ~75 us of CPU in psycopg, far more than sending a
-    few statements together (measured: five statements in one trip ~90 us, in five trips
-    ~400 us). So statements that return nothing (``execute``, view writes, the events
-    append) are bound client-side and queued; they travel with the next query that needs
-    an answer, or with the COMMIT; and the transaction's BEGIN travels with its first
-    statement. A claim is two round trips while one tenant has work (three with
-    several), a completion batch two, a plain submit one, a submit that hands its job
-    to a waiting worker one when the claim can be guessed and checked at commit
-    (``guard``; ``Claiming.offer_to``) and two otherwise, and the events-table lock is
-    taken and released within the last one, never held across a network wait. Named
-    queries run as prepared statements (``prepared.py``): PostgreSQL parses and plans
-    each once per connection, not once per transaction.
-    """
+    values: Values = PgValues()
 
-    values = PgValues()
-
-    def __init__(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        begin: Sequence[str] | None = WRITE_BEGIN,
-        prepared: bool = True,
-    ):
+    def __init__(self, conn: AnyConnection, cur: Any, *, begin: Sequence[str] | None, prepared: bool):
         self.conn = conn
+        self.cur = cur
+        """A client-side binding cursor on ``conn`` (sync or async: ``mogrify`` is sync)."""
         self._prepared = prepared
         # Named queries are prepared by name (prepared.py); psycopg's own automatic
         # preparing would answer a ROLLBACK with DEALLOCATE ALL and drop them.
         conn.prepare_threshold = None
-        self.cur: psycopg.ClientCursor[Any] = psycopg.ClientCursor(conn)
         self.sql = queries("postgres")
         self._begin = begin
         """None: no transaction (each read is its own autocommit statement)."""
@@ -187,28 +175,11 @@ class PgCursor:
         prepared = prepared_query(query) if self._prepared else None
         if prepared is None:  # turned off, or LOCK, TRUNCATE: not preparable
             sql = self.sql[query]
-            return self.cur.mogrify(sql, {k: _param(v) for k, v in params.items()}) if params else sql
+            return str(self.cur.mogrify(sql, {k: _param(v) for k, v in params.items()})) if params else sql
         self._to_prepare.append(query)
         if not prepared.params:
             return prepared.execute
-        return self.cur.mogrify(prepared.execute, [_param(params[name]) for name in prepared.params])
-
-    def fetch(self, query: str, **params: Any) -> list[Any]:
-        return self._send(self._bind(query, params))
-
-    def fetch_many(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
-        """Several queries in one round trip; their answers in order."""
-        if not calls:
-            return []
-        statements = [self._bind(query, params) for query, params in calls]
-        skip = self._send_all(statements) or 0  # never None: there are statements
-        answers: list[list[Any]] = []
-        for index in range(skip + len(statements)):
-            if index >= skip:
-                answers.append(self.cur.fetchall() if self.cur.description is not None else [])
-            if index < skip + len(statements) - 1:
-                self.cur.nextset()
-        return answers
+        return str(self.cur.mogrify(prepared.execute, [_param(params[name]) for name in prepared.params]))
 
     def execute(self, query: str, **params: Any) -> None:
         self._pending.append(self._bind(query, params))
@@ -227,6 +198,74 @@ class PgCursor:
             self._copy(query, rows)
         else:
             self.execute(query, rows=to_json(rows).decode())
+
+    def _copy(self, query: str, rows: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def copy_events(self, statement: Composed, stored_events: Sequence[StoredEvent]) -> None:
+        """Stream ``stored_events`` through ``statement`` (a binary COPY), after what is queued."""
+        raise NotImplementedError
+
+    def _batch(self, statements: list[str]) -> tuple[list[str], int]:
+        """What is queued, then ``statements``, as one round trip's statements (with the
+        transaction's BEGIN and the PREPAREs they need first); how many go before
+        ``statements``. Counts the PREPAREs as done (``SESSIONS.forget`` if it fails)."""
+        parts: list[str] = []
+        if self._begin is not None and not self._begun:
+            parts += self._begin
+            self._begun = True
+        if self._to_prepare:
+            parts += SESSIONS.leading(self.conn, self._to_prepare)
+            self._to_prepare = []
+        parts += self._pending
+        self._pending = []
+        return parts + statements, len(parts)
+
+
+class PgCursor(PgStatements):
+    """Named queries over one connection, in as few round trips as a unit of work allows.
+
+    Each round trip costs the client ~75 us of CPU in psycopg, far more than sending a
+    few statements together (measured: five statements in one trip ~90 us, in five trips
+    ~400 us). So statements that return nothing (``execute``, view writes, the events
+    append) are bound client-side and queued; they travel with the next query that needs
+    an answer, or with the COMMIT; and the transaction's BEGIN travels with its first
+    statement. A claim is two round trips while one tenant has work (three with
+    several), a completion batch two, a plain submit one, a submit that hands its job
+    to a waiting worker one when the claim can be guessed and checked at commit
+    (``guard``; ``Claiming.offer_to``) and two otherwise, and the events-table lock is
+    taken and released within the last one, never held across a network wait. Named
+    queries run as prepared statements (``prepared.py``): PostgreSQL parses and plans
+    each once per connection, not once per transaction.
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        begin: Sequence[str] | None = WRITE_BEGIN,
+        prepared: bool = True,
+    ):
+        super().__init__(conn, psycopg.ClientCursor(conn), begin=begin, prepared=prepared)
+        self.conn: psycopg.Connection[Any] = conn
+        self.cur: psycopg.ClientCursor[Any] = self.cur
+
+    def fetch(self, query: str, **params: Any) -> list[Any]:
+        return self._send(self._bind(query, params))
+
+    def fetch_many(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
+        """Several queries in one round trip; their answers in order."""
+        if not calls:
+            return []
+        statements = [self._bind(query, params) for query, params in calls]
+        skip = self._send_all(statements) or 0  # never None: there are statements
+        answers: list[list[Any]] = []
+        for index in range(skip + len(statements)):
+            if index >= skip:
+                answers.append(self.cur.fetchall() if self.cur.description is not None else [])
+            if index < skip + len(statements) - 1:
+                self.cur.nextset()
+        return answers
 
     def flush(self) -> None:
         self._send(None)
@@ -260,21 +299,11 @@ class PgCursor:
     def _send_all(self, statements: list[str]) -> int | None:
         """Send what is queued, then ``statements``, in one round trip; return how many
         statements went before ``statements`` (None: nothing to send)."""
-        parts: list[str] = []
-        if self._begin is not None and not self._begun:
-            if self._prepared:
-                self._prepare_outside()
-            parts += self._begin
-            self._begun = True
-        if self._to_prepare:
-            parts += SESSIONS.leading(self.conn, self._to_prepare)
-            self._to_prepare = []
-        parts += self._pending
-        self._pending = []
-        if not parts and not statements:
+        if self._begin is not None and not self._begun and self._prepared:
+            self._prepare_outside()
+        parts, skip = self._batch(statements)
+        if not parts:
             return None
-        skip = len(parts)
-        parts += statements
         try:
             # Newlines between statements: a "--" comment can never reach the next one.
             self.cur.execute(";\n".join(parts))
@@ -313,6 +342,13 @@ class PgCursor:
                 for i in arrays:
                     values[i] = list(values[i])  # psycopg dumps lists, not tuples, as arrays
                 copy.write_row(values)
+
+    def copy_events(self, statement: Composed, stored_events: Sequence[StoredEvent]) -> None:
+        self.flush()
+        with self.cur.copy(statement) as copy:
+            copy.set_types(["uuid", "int8", "text", "bytea"])
+            for e in stored_events:
+                copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
 
 
 class _ImmediateWriter:
@@ -358,14 +394,14 @@ class FleetPostgresRecorder(PostgresApplicationRecorder):
             if queues:
                 curs.execute("SELECT pg_notify(%s, %s)", (QUEUE_CHANNEL, ",".join(sorted(queues))))
 
-    def _append_prelude(self, conn: psycopg.Connection[Any]) -> list[str]:
+    def _append_prelude(self, conn: AnyConnection) -> list[str]:
         """The library's table-lock statements as text (composed once, not per write)."""
         if self._prelude is None:
             statements: list[Any] = list(self.lock_table_statements)
             self._prelude = [s.as_string(conn) if isinstance(s, Composable) else str(s) for s in statements]
         return self._prelude
 
-    def write(self, cursor: PgCursor, stored_events: Sequence[StoredEvent], views: ViewChanges) -> None:
+    def write(self, cursor: PgStatements, stored_events: Sequence[StoredEvent], views: ViewChanges) -> None:
         """Queue a unit of work's appends on ``cursor``; they go with its COMMIT."""
         apply_changes(cursor, views)
         queues = newly_claimable_queues(views)
@@ -379,11 +415,7 @@ class FleetPostgresRecorder(PostgresApplicationRecorder):
         for statement in self._append_prelude(cursor.conn):
             cursor.add(statement)
         if len(stored_events) >= COPY_MIN_ROWS:
-            cursor.flush()
-            with cursor.cur.copy(self._copy_events) as copy:
-                copy.set_types(["uuid", "int8", "text", "bytea"])
-                for e in stored_events:
-                    copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
+            cursor.copy_events(self._copy_events, stored_events)
         else:
             rows = [
                 {
@@ -482,6 +514,19 @@ class PostgresStore(SqlStore):
     def ping(self) -> None:
         with self._reader() as cursor:
             cursor.cur.execute("SELECT 1")
+
+    def loop_commits(self) -> PgLoopCommits:
+        """A new pool of asynchronous connections for one event loop (closed by its owner)."""
+        from adapters.store.loop_commits import PgLoopCommits
+
+        return PgLoopCommits(
+            self.url,
+            self.recorder,
+            self.app.mapper,
+            self.specs,
+            prepared=self.prepared_statements,
+            idle_in_transaction_timeout=self.datastore.idle_in_transaction_session_timeout,
+        )
 
     def work_signal(self, queues: Collection[str] | None = None) -> WorkSignal:
         return PgListener(self.url, QUEUE_CHANNEL, queues)

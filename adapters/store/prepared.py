@@ -102,14 +102,17 @@ earlier PREPARE, two transactions deadlocked (each waiting for the other's table
 for a row lock the other held: found after ``deadlock_timeout``, one second, and retried)."""
 
 
+AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
+
+
 class Sessions:
     """Which named queries each connection has prepared (None: unknown, start over)."""
 
     def __init__(self) -> None:
-        self._known: WeakKeyDictionary[psycopg.Connection[Any], set[str] | None] = WeakKeyDictionary()
+        self._known: WeakKeyDictionary[AnyConnection, set[str] | None] = WeakKeyDictionary()
         self._lock = threading.Lock()
 
-    def leading(self, conn: psycopg.Connection[Any], names: list[str]) -> list[str]:
+    def leading(self, conn: AnyConnection, names: list[str]) -> list[str]:
         """The statements to send before a batch that executes ``names`` on ``conn``;
         they count as done from now on (``forget`` if the batch fails)."""
         out = []
@@ -126,13 +129,13 @@ class Sessions:
             self._known[conn] = known
         return out
 
-    def outside(self, conn: psycopg.Connection[Any]) -> list[str]:
+    def outside(self, conn: AnyConnection) -> list[str]:
         """The statements to run on ``conn`` outside any transaction before its next
         write transaction begins (``OUTSIDE_TRANSACTIONS`` it has not prepared yet); they
         count as done from now on (``forget`` if they fail)."""
         return self.leading(conn, list(OUTSIDE_TRANSACTIONS))
 
-    def forget(self, conn: psycopg.Connection[Any]) -> None:
+    def forget(self, conn: AnyConnection) -> None:
         """A batch failed: what the session holds is no longer known."""
         with self._lock:
             self._known[conn] = None

@@ -178,6 +178,11 @@ class SQLiteStore(SqlStore):
         with self._reader() as c:
             c.cursor.execute("SELECT 1")
 
+    def loop_commits(self) -> None:
+        # SQLite's calls block the thread that makes them: every unit of work runs on a
+        # thread of its own.
+        return None
+
     def work_signal(self, queues: Collection[str] | None = None) -> WorkSignal:
         # SQLite cannot notify another process: poll, backing off while idle.
         return PollBackoff()

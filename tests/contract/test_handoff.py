@@ -6,6 +6,7 @@ the views rebuilt from the log.)"""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,12 +19,40 @@ from coordinator.fleet import Fleet
 from coordinator.identity import Identity, Role
 from coordinator.views import ClaimedJob, SubmitResult
 from domain.factory import FactoryReport
-from tests.contract.helpers import claim, claim_one, history_types, submit
+from domain.job import JobSpec
+from tests.contract.helpers import LoopHandOvers, claim, claim_one, history_types, submit
 from tests.support import FakeClock, fleet_wide, make_spec, tenant
 
 ACME = tenant("acme")
 GLOBEX = tenant("globex")
 ADMIN = fleet_wide("admin")
+
+
+HandOver = Callable[[Fleet, Identity, JobSpec, Identity, ClaimRequest], tuple[SubmitResult, list[ClaimedJob]]]
+
+
+def _directly(
+    fleet: Fleet, who: Identity, spec: JobSpec, worker: Identity, request: ClaimRequest
+) -> tuple[SubmitResult, list[ClaimedJob]]:
+    return fleet.submit_handing_over(who, spec, worker, request)
+
+
+_WAY: dict[str, HandOver] = {"hand_over": _directly}
+
+
+@pytest.fixture(autouse=True, params=["directly", "from-a-loop"])
+def way(request: pytest.FixtureRequest, fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test, both as the coordinator's callers make hand-overs and as the HTTP API
+    does (from its event loop; on PostgreSQL committed from the loop itself when it can)."""
+    if request.param == "directly":
+        yield request.param
+        return
+    loop = LoopHandOvers(fleet)
+    monkeypatch.setitem(_WAY, "hand_over", loop)
+    try:
+        yield request.param
+    finally:
+        loop.close()
 
 
 def hand_over(
@@ -35,7 +64,7 @@ def hand_over(
     **spec: Any,
 ) -> tuple[SubmitResult, list[ClaimedJob]]:
     claim_request = ClaimRequest(factory_id=factory, **{"start": True, **(request or {})})
-    return fleet.submit_handing_over(who, make_spec(**spec), worker, claim_request)
+    return _WAY["hand_over"](fleet, who, make_spec(**spec), worker, claim_request)
 
 
 def test_the_waiting_worker_gets_the_new_job_in_the_submits_transaction(fleet: Fleet) -> None:

@@ -14,7 +14,7 @@ from coordinator.claiming import ClaimRequest
 from coordinator.fleet import Fleet
 from coordinator.reporting import Completion
 from domain.factory import FactoryReport
-from tests.contract.helpers import claim, submit
+from tests.contract.helpers import LoopHandOvers, claim, submit
 from tests.support import fleet_wide, make_spec, tenant
 
 pytestmark = pytest.mark.postgres
@@ -99,3 +99,46 @@ def test_a_hand_over_after_a_short_claim_is_one_round_trip_and_three_when_the_gu
     assert round_trips(hand_over) == 2
     assert claimed[-1] == []
     assert [j.state for j in pg_fleet.list_jobs(ACME).jobs].count("queued") == 2
+
+
+def test_a_guessed_hand_over_from_an_event_loop_is_one_round_trip_sent_from_the_loop(
+    pg_fleet: Fleet, round_trips: Callable[..., int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = [0]
+    execute = psycopg.AsyncClientCursor.execute
+
+    async def counting(self: psycopg.AsyncClientCursor[Any], *args: Any, **kwargs: Any) -> Any:
+        sent[0] += 1
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", counting)
+    pg_fleet.heartbeat(WORKER, FactoryReport(factory_id="w", seat_limit=2))
+    request = ClaimRequest(factory_id="w", capabilities=(), max_jobs=4)
+    loop = LoopHandOvers(pg_fleet)
+    claimed: list[list[Any]] = []
+
+    def trips(action: Callable[[], Any]) -> tuple[int, int]:
+        """(round trips from threads, round trips from the loop)"""
+        before = sent[0]
+        return round_trips(action), sent[0] - before
+
+    def hand_over() -> None:
+        claimed.append(loop(pg_fleet, ACME, make_spec(), WORKER, request)[1])
+
+    try:
+        assert pg_fleet.claim(WORKER, request) == []
+        # The loop's new connection prepares what must be prepared outside a transaction
+        # once; then each guessed hand-over is the one round trip that commits
+        assert trips(hand_over) == (0, 2)
+        assert trips(hand_over) == (0, 1)
+        assert [len(c) for c in claimed] == [1, 1]
+        # Both seats taken: the commit refuses the guess (nothing written), and the
+        # submit runs again on a thread with a claim that reads first; it takes nothing
+        assert trips(hand_over) == (2, 1)
+        assert claimed[-1] == []
+        # Nothing to guess on now: the unit of work would read, so the loop sends nothing
+        assert trips(hand_over) == (2, 0)
+        assert claimed[-1] == []
+        assert [j.state for j in pg_fleet.list_jobs(ACME).jobs].count("queued") == 2
+    finally:
+        loop.close()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 import pytest
 
 from adapters.bootstrap import Settings
@@ -63,6 +64,34 @@ def test_a_poll_that_cannot_run_the_job_is_not_given_it(live_server: LiveServer)
         thread.join(timeout=10)
         assert response.json()["job"]["state"] == "queued"
     assert answered["response"].json() == {"jobs": []}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("loop_commits", [True, False], ids=["loop-commits", "thread-commits"])
+def test_on_postgresql_a_guessed_hand_over_is_committed_from_the_event_loop(
+    pg_database: str, loop_commits: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    execute = psycopg.AsyncClientCursor.execute
+
+    async def counting(self: psycopg.AsyncClientCursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", counting)
+    config = ApiConfig(poll_seconds=0.25, loop_commits=loop_commits)
+    with serve(Settings(database_url=pg_database), config) as live:
+        for _ in range(2):
+            # The poll's claim finds nothing: the submit's claim for it is guessed
+            answered: dict[str, Any] = {}
+            thread = poll_once(live, {"factory_id": "f1", "start": True}, answered)
+            with live.as_tenant("acme") as submitter:
+                submitted = submitter.post("/v1/jobs", json={"payload": {}}).json()
+            thread.join(timeout=10)
+            assert submitted["job"]["state"] == "running"
+            assert [j["job"]["id"] for j in answered["response"].json()["jobs"]] == [submitted["job"]["id"]]
+    # Sent from the loop's own connection, with the COMMIT; or never, when turned off
+    assert sum(query.endswith("COMMIT") for query in sent) == (2 if loop_commits else 0)
 
 
 @pytest.fixture

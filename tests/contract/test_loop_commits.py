@@ -1,0 +1,88 @@
+"""Units of work committed from an event loop (``Store.loop_commits``, PostgreSQL): what
+they refuse and how a caller falls back. That hand-overs made this way behave as any
+other is test_handoff.py's business (every test there runs both ways), and that they
+are one round trip sent from the loop, test_round_trips.py's."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.bootstrap import Settings
+from adapters.store.loop_commits import PgLoopCommits
+from coordinator.claiming import ClaimRequest
+from coordinator.errors import Unavailable, WouldRead
+from coordinator.fleet import Fleet
+from domain.factory import FactoryReport
+from tests.contract.helpers import LoopHandOvers, claim
+from tests.support import FakeClock, build_fleet, make_spec, tenant
+
+ACME = tenant("acme")
+
+
+def test_sqlite_has_none(tmp_path: Path, clock: FakeClock) -> None:
+    fleet = build_fleet(Settings(data_dir=tmp_path / "data"), clock)
+    try:
+        assert fleet.ctx.store.loop_commits() is None
+    finally:
+        fleet.close()
+
+
+def _warm(fleet: Fleet) -> ClaimRequest:
+    fleet.heartbeat(ACME, FactoryReport(factory_id="f1"))
+    assert claim(fleet, ACME, "f1") == []  # short: the next hand-over is guessed
+    return ClaimRequest(factory_id="f1", start=True)
+
+
+@pytest.mark.postgres
+def test_a_unit_of_work_that_reads_is_refused_before_anything_is_sent(pg_fleet: Fleet) -> None:
+    request = _warm(pg_fleet)
+    commits = pg_fleet.ctx.store.loop_commits()
+    assert commits is not None
+    # An idempotency key is looked up before the job is placed
+    unit = pg_fleet.hand_over_unit(ACME, make_spec(idempotency_key="k1"), ACME, request)
+    assert unit is not None
+
+    async def attempt() -> None:
+        try:
+            with pytest.raises(WouldRead, match="find_idempotent"):
+                await commits.transact(unit)
+        finally:
+            await commits.close()
+
+    asyncio.run(attempt())
+    assert pg_fleet.list_jobs(ACME).jobs == []
+
+
+@pytest.mark.postgres
+def test_with_its_pool_unreachable_a_hand_over_goes_the_ordinary_way(
+    pg_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = _warm(pg_fleet)
+    # Nothing listens on port 1: the loop's pool gets no connection within its wait
+    unreachable = "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=1"
+    init = PgLoopCommits.__init__
+
+    def elsewhere(self: PgLoopCommits, url: str, *args: object, **kwargs: object) -> None:
+        init(self, unreachable, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PgLoopCommits, "__init__", elsewhere)
+    loop = LoopHandOvers(pg_fleet)
+    try:
+        started = time.monotonic()
+        result, claimed = loop(pg_fleet, ACME, make_spec(), ACME, request)
+        assert time.monotonic() - started < 5
+        assert [c.job.id for c in claimed] == [result.job.id]
+        assert pg_fleet.get(ACME, result.job.id).state == "running"
+        # The refusal itself: the coordinator's Unavailable, nothing written
+        assert loop.commits is not None
+        unit = pg_fleet.hand_over_unit(ACME, make_spec(), ACME, request)
+        assert unit is not None
+        with pytest.raises(Unavailable):
+            asyncio.run_coroutine_threadsafe(loop.commits.transact(unit), loop.loop).result(timeout=30)
+        assert len(pg_fleet.list_jobs(ACME).jobs) == 1
+    finally:
+        loop.close()
