@@ -229,6 +229,11 @@ class LoopCommits(Protocol):
         caller runs ``work`` again the ordinary way (``Context.transact``)."""
         ...
 
+    async def open(self) -> None:
+        """Be ready for the first unit of work (connections opened, sessions prepared);
+        ``Unavailable`` if the store cannot be reached (``transact`` tries again)."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -42,7 +42,7 @@ from adapters.http.schemas import (
 )
 from adapters.http.waiting import WorkBroadcaster
 from adapters.submit_schema import SubmitArguments
-from coordinator.errors import InvalidRequest
+from coordinator.errors import InvalidRequest, Unavailable
 from coordinator.fleet import Fleet
 from coordinator.identity import Identity, Role
 from coordinator.quotas import QuotaView, TenantQuotas
@@ -121,6 +121,13 @@ class Api:
         caller does not stop it: the call ends on its own and its result is dropped."""
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+
+    async def start(self) -> None:
+        if self.claims.loop_commits is not None:
+            try:
+                await self.claims.loop_commits.open()
+            except Unavailable as exc:  # hand-overs go through threads until it can
+                log.warning("could not open the event loop's connections yet: %s", exc.message)
 
     async def close(self) -> None:
         self._threads.shutdown(wait=False)

@@ -178,6 +178,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = BackgroundServices(fleet, analytics) if config.background else None
         broadcaster.start()
+        await api.start()
         if services is not None:
             services.start()
         try:

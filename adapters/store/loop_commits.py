@@ -49,6 +49,10 @@ from coordinator.ports import UnitOfWork
 
 T = TypeVar("T")
 
+LOOP_APPLICATION_NAME = "fleetlog-loop"
+"""How the loop's connections show in ``pg_stat_activity``."""
+LOOP_POOL_MIN = 2
+"""Connections the loop's pool keeps open (ready from the server's start)."""
 LOOP_POOL_SIZE = 4
 """Connections of the loop's pool: commits in flight at once (each is one round trip;
 at 200 hand-overs/s one or two are)."""
@@ -176,19 +180,39 @@ class PgLoopCommits:
                 self._pool = pool
         return self._pool
 
+    async def open(self) -> None:
+        """Open the pool now (the server's start), rather than in its first commit."""
+        try:
+            await self._opened()
+        except Exception as exc:
+            translated = _translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
     def _new_pool(self) -> psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         setting = f"SET idle_in_transaction_session_timeout = '{self._idle_ms}ms'"
+        prepared = self._prepared
 
         async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
-            # As the library's pool configures its connections.
+            # As the library's pool configures its connections; and what a write must
+            # prepare outside its transaction, prepared before the connection's first
+            # use rather than in a round trip of its own in front of it.
             await conn.set_autocommit(True)
             await conn.execute(setting)
+            outside = SESSIONS.outside(conn) if prepared else []
+            if outside:
+                try:
+                    await conn.execute(";\n".join(outside))
+                except BaseException:
+                    SESSIONS.forget(conn)
+                    raise
 
         return psycopg_pool.AsyncConnectionPool(
             self._url,
-            min_size=1,
+            min_size=LOOP_POOL_MIN,
             max_size=self._size,
-            kwargs={"row_factory": dict_row},
+            kwargs={"row_factory": dict_row, "application_name": LOOP_APPLICATION_NAME},
             configure=configure,
             timeout=self._wait_seconds,
             open=False,

@@ -17,6 +17,7 @@ import pytest
 from adapters.bootstrap import Settings
 from adapters.http.app import ApiConfig
 from adapters.http.waiting import QUIET_SECONDS
+from adapters.store.loop_commits import LOOP_APPLICATION_NAME, LOOP_POOL_MIN
 from coordinator.identity import Role
 from tests.http.live import LiveServer, serve
 from tests.support import tenant as tenant_identity
@@ -92,6 +93,23 @@ def test_on_postgresql_a_guessed_hand_over_is_committed_from_the_event_loop(
             assert [j["job"]["id"] for j in answered["response"].json()["jobs"]] == [submitted["job"]["id"]]
     # Sent from the loop's own connection, with the COMMIT; or never, when turned off
     assert sum(query.endswith("COMMIT") for query in sent) == (2 if loop_commits else 0)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_loops_connections_open_with_the_server(pg_database: str) -> None:
+    def loop_connections() -> int:
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = %s",
+                (LOOP_APPLICATION_NAME,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    with serve(Settings(database_url=pg_database), ApiConfig(poll_seconds=0.25)):
+        # Before any request: the first hand-over does not wait for a connection
+        assert loop_connections() == LOOP_POOL_MIN
+    assert loop_connections() == 0  # closed with the server
 
 
 @pytest.fixture
