@@ -39,7 +39,7 @@ from adapters.store.postgres import (
     WRITE_BEGIN,
     FleetPostgresRecorder,
     PgStatements,
-    _translate,
+    coordinator_errors,
 )
 from adapters.store.prepared import SESSIONS
 from adapters.store.spec_cache import SpecCache
@@ -146,7 +146,7 @@ class PgLoopCommits:
         self._opening: asyncio.Lock | None = None
 
     async def transact(self, work: Callable[[UnitOfWork], T]) -> T:
-        try:
+        with coordinator_errors():  # WouldRead passes as it is
             pool = await self._opened()
             async with pool.connection() as conn:
                 cursor = LoopCursor(conn, prepared=self._prepared)
@@ -157,13 +157,6 @@ class PgLoopCommits:
                     self._recorder.write(cursor, stored, views)
                 await cursor.commit()
                 return result
-        except WouldRead:
-            raise
-        except Exception as exc:
-            translated = _translate(exc)
-            if translated is None:
-                raise
-            raise translated from exc
 
     async def _opened(self) -> psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         """The pool, opened on this loop by its first user with its first connection
@@ -182,13 +175,8 @@ class PgLoopCommits:
 
     async def open(self) -> None:
         """Open the pool now (the server's start), rather than in its first commit."""
-        try:
+        with coordinator_errors():
             await self._opened()
-        except Exception as exc:
-            translated = _translate(exc)
-            if translated is None:
-                raise
-            raise translated from exc
 
     def _new_pool(self) -> psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         setting = f"SET idle_in_transaction_session_timeout = '{self._idle_ms}ms'"

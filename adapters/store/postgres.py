@@ -32,7 +32,7 @@ from adapters.store.codecs import Values, utc
 from adapters.store.leader import PgAdvisoryLock
 from adapters.store.prepared import SESSIONS, AnyConnection, prepared_query
 from adapters.store.signals import LOG_POLL_SECONDS, QUEUE_CHANNEL, PgListener, PollBackoff
-from adapters.store.sql_store import SqlStore
+from adapters.store.sql_store import SqlStore, translated
 from adapters.store.view_writer import apply_changes
 from coordinator.errors import Conflict, GuessMissed, Unavailable
 from coordinator.ports import WorkSignal
@@ -470,6 +470,11 @@ def _translate(exc: BaseException) -> Exception | None:
     return None
 
 
+def coordinator_errors() -> AbstractContextManager[None]:
+    """Driver errors raised inside leave as the coordinator's (``_translate``)."""
+    return translated(_translate)
+
+
 class PostgresStore(SqlStore):
     backend = "postgres"
 
@@ -484,20 +489,14 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _connection(self, begin: Sequence[str] | None) -> Iterator[PgCursor]:
-        try:
-            with self.datastore.get_connection() as conn:
-                cursor = PgCursor(conn, begin=begin, prepared=self.prepared_statements)
-                try:
-                    yield cursor
-                    cursor.commit()
-                except BaseException:
-                    cursor.rollback()
-                    raise
-        except Exception as exc:
-            translated = _translate(exc)
-            if translated is None:
+        with coordinator_errors(), self.datastore.get_connection() as conn:
+            cursor = PgCursor(conn, begin=begin, prepared=self.prepared_statements)
+            try:
+                yield cursor
+                cursor.commit()
+            except BaseException:
+                cursor.rollback()
                 raise
-            raise translated from exc
 
     def _transaction(self) -> AbstractContextManager[PgCursor]:
         return self._connection(WRITE_BEGIN)

@@ -34,6 +34,19 @@ from projections.tenant_rows import TenantRow
 EVENT_PAGE = 2000
 
 
+@contextmanager
+def translated(translate: Callable[[BaseException], Exception | None]) -> Iterator[None]:
+    """Driver errors raised inside leave as the coordinator's errors ``translate``
+    makes of them (the one choke point per backend); the rest as they are."""
+    try:
+        yield
+    except Exception as exc:
+        error = translate(exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
 class SqlStore(ABC):
     backend: str
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from adapters.eventstore.application import EVENTS_TABLE
 from adapters.sql import queries
 from adapters.store.leader import FileLock
 from adapters.store.signals import LOG_POLL_SECONDS, PollBackoff
-from adapters.store.sql_store import SqlStore
+from adapters.store.sql_store import SqlStore, translated
 from adapters.store.view_writer import apply_changes
 from coordinator.errors import Conflict, GuessMissed, Unavailable
 from coordinator.ports import WorkSignal
@@ -144,15 +144,8 @@ class SQLiteStore(SqlStore):
         self.datastore: SQLiteDatastore = self.app.recorder.datastore  # type: ignore[attr-defined]
         self.recorder: FleetSQLiteRecorder = self.app.recorder  # type: ignore[assignment]
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        try:
-            yield
-        except Exception as exc:
-            translated = _translate(exc)
-            if translated is None:
-                raise
-            raise translated from exc
+    def _guard(self) -> AbstractContextManager[None]:
+        return translated(_translate)
 
     @contextmanager
     def _transaction(self) -> Iterator[SqliteCursor]:
