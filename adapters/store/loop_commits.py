@@ -85,18 +85,11 @@ class LoopCursor(PgStatements):
         raise WouldRead("events through COPY")
 
     async def commit(self) -> None:
-        """Send what is queued with the COMMIT, in one round trip (after the PREPAREs a
-        new connection must make outside any transaction, once, in one of their own)."""
+        """Send what is queued with the COMMIT, in one round trip."""
         if not self._pending and not self._begun:
             return  # nothing to write
         if self._prepared:
-            outside = SESSIONS.outside(self.conn)
-            if outside:
-                try:
-                    await self.cur.execute(";\n".join(outside))
-                except BaseException:
-                    SESSIONS.forget(self.conn)
-                    raise
+            await prepare_outside(self.conn)  # done as it connected, unless a batch failed since
         parts, _ = self._batch(["COMMIT"])
         try:
             # Newlines between statements: a "--" comment can never reach the next one.
@@ -118,9 +111,23 @@ class LoopCursor(PgStatements):
                 await self.conn.execute("ROLLBACK")
 
 
+async def prepare_outside(conn: psycopg.AsyncConnection[Any]) -> None:
+    """What ``conn`` must prepare outside any transaction and has not (``PgCursor``'s
+    ``_prepare_outside``), in a round trip of its own."""
+    outside = SESSIONS.outside(conn)
+    if not outside:
+        return
+    try:
+        await conn.execute(";\n".join(outside))
+    except BaseException:
+        SESSIONS.forget(conn)
+        raise
+
+
 class PgLoopCommits:
     """``coordinator.ports.LoopCommits`` on PostgreSQL: a pool of asynchronous
-    connections, opened by the first commit on the loop that uses it."""
+    connections on one event loop, opened by ``open`` (the server's start) or else by
+    the first commit."""
 
     def __init__(
         self,
@@ -188,13 +195,8 @@ class PgLoopCommits:
             # use rather than in a round trip of its own in front of it.
             await conn.set_autocommit(True)
             await conn.execute(setting)
-            outside = SESSIONS.outside(conn) if prepared else []
-            if outside:
-                try:
-                    await conn.execute(";\n".join(outside))
-                except BaseException:
-                    SESSIONS.forget(conn)
-                    raise
+            if prepared:
+                await prepare_outside(conn)
 
         return psycopg_pool.AsyncConnectionPool(
             self._url,

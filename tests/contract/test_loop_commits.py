@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,36 @@ def test_with_its_pool_unreachable_a_hand_over_goes_the_ordinary_way(
         assert len(pg_fleet.list_jobs(ACME).jobs) == 1
     finally:
         loop.close()
+
+
+@pytest.mark.postgres
+def test_after_a_failed_batch_the_loops_connections_prepare_again(pg_fleet: Fleet) -> None:
+    request = _warm(pg_fleet)
+    commits = pg_fleet.ctx.store.loop_commits()
+    assert commits is not None
+
+    def failing(uow: Any) -> None:
+        # A hand-over's statements (their PREPAREs lead the batch), then one that fails
+        unit = pg_fleet.hand_over_unit(ACME, make_spec(), ACME, request)
+        assert unit is not None
+        unit(uow)
+        uow._db.add("SELECT 1/0")
+
+    async def scenario() -> list[int]:
+        try:
+            await commits.open()
+            with pytest.raises(Unavailable, match="division by zero"):
+                await commits.transact(failing)
+            # That session starts its prepared statements over (DEALLOCATE, PREPARE), and
+            # the next hand-overs commit from the loop (no fallback here: any error fails)
+            taken = []
+            for _ in range(4):
+                unit = pg_fleet.hand_over_unit(ACME, make_spec(), ACME, request)
+                assert unit is not None
+                _, claimed = await commits.transact(unit)
+                taken.append(len(claimed))
+            return taken
+        finally:
+            await commits.close()
+
+    assert asyncio.run(scenario()) == [1, 1, 1, 1]
