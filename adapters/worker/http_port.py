@@ -72,6 +72,11 @@ class _Stream:
     dispatched: int = 0
     refused: bool = False
     """A room request found no such stream: give it no more (it ends on its own)."""
+    yielded: bool = False
+    """A job was handed to the runtime, which has not yet asked for the next one: it may
+    hold a slot already and still count as outstanding."""
+    owed: bool = False
+    """Room was counted while a job was both: ask again once it is counted as dispatched."""
 
     @property
     def outstanding(self) -> int:
@@ -121,7 +126,9 @@ class HttpPort:
     def _refilled(self, request: ClaimRequest) -> Iterator[ClaimedJob]:
         """A claim stream given room as slots free. A job counts as dispatched once the
         caller asks for the next one (it has taken a slot by then), so the room given is
-        never more than the slots free."""
+        never more than the slots free. Room counted while a job was handed over and not
+        yet resumed past (counted twice: outstanding, and maybe in a slot) is asked for
+        again once it is: the runtime's next reader may be another thread, a moment later."""
         self._start_refiller()
         stream = _Stream(granted=request.max_jobs)
 
@@ -135,9 +142,15 @@ class HttpPort:
             for claimed in self.client.claim_stream(
                 request, wait_seconds=self.wait_seconds, interrupter=self._interrupter, refill=opened
             ):
+                with self._lock:
+                    stream.yielded = True
                 yield claimed
                 with self._lock:
                     stream.dispatched += 1
+                    stream.yielded = False
+                    owed, stream.owed = stream.owed, False
+                if owed:
+                    self._freed.set()
         finally:
             with self._lock:
                 if self._stream is stream:
@@ -166,6 +179,9 @@ class HttpPort:
                 if stream is None or stream.id is None or stream.refused or free is None:
                     continue
                 room = min(free() - stream.outstanding, MAX_CLAIM_HTTP)
+                # A job handed over but not yet resumed past (the runtime's next reader
+                # resumes the stream) may be counted twice: its room comes once it is not.
+                stream.owed = stream.yielded
                 if room <= 0:
                     continue
                 stream.granted += room

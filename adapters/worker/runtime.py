@@ -2,12 +2,14 @@
 reports their outcomes in batches, heartbeats, and stops gracefully.
 
 Threads (all daemons, joined on shutdown):
-- claim loop: waits for a free slot, claims as many jobs as there are free slots (in
-  one transaction, or over HTTP as a claim stream that brings them as they are leased),
-  handing each job to a handler thread as it comes, and keeps claiming until a claim
-  comes back short; then waits for work (a PostgreSQL notification, a poll on SQLite,
-  the server over HTTP) and claims again;
-- ``concurrency`` handler threads, one job each;
+- ``concurrency + 1`` handler threads taking turns (``turns.py``, leader/follower): the
+  one holding the reading turn runs the claim loop, which waits for a free slot, claims
+  as many jobs as there are free slots (in one transaction, or over HTTP as a claim
+  stream that brings them as they are leased) and keeps claiming until a claim comes
+  back short, then waits for work (a PostgreSQL notification, a poll on SQLite, the
+  server over HTTP) and claims again. A job it reads it runs itself, passing the turn
+  to an idle thread, so no job waits for a thread to wake; with every seat taken
+  (prefetch) it queues the job for the next free thread and reads on;
 - the renewer (``renewer.py``), the completer (``completer.py``), the heartbeat.
 
 A job's outcome is reported only if its lease is still ours: a lost, cancelled or
@@ -17,10 +19,9 @@ released job is never reported (``JobContext.finish`` decides under a lock).
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
 from uuid import UUID
 
@@ -33,6 +34,7 @@ from adapters.worker.registry import claim_queues
 from adapters.worker.renewer import Renewer
 from adapters.worker.slots import Slots
 from adapters.worker.stats import StatsRecorder, WorkerStats
+from adapters.worker.turns import Turn, Turns
 from coordinator.claiming import ClaimRequest
 from coordinator.errors import Conflict, FactoryDown, Unavailable
 from coordinator.views import ClaimedJob
@@ -60,7 +62,9 @@ class Worker:
         self._stats = StatsRecorder()
         self._stopping = threading.Event()
         self._slots = Slots(config.concurrency + config.prefetch)
-        self._work: queue.Queue[JobContext | None] = queue.Queue()
+        self._turns: Turns[JobContext] = Turns(config.concurrency)
+        self._claims: Iterator[JobContext] = self._claim_loop()
+        self._claims_over = threading.Event()
         self._inflight: dict[UUID, JobContext] = {}
         self._inflight_lock = threading.Lock()
         self._renewer = Renewer(port, config)
@@ -96,9 +100,8 @@ class Worker:
         self._spawn("renewer", self._renewer.run)
         self._spawn("completer", self._completer.run)
         self._spawn("heartbeat", self._heartbeat_loop)
-        for n in range(self.config.concurrency):
+        for n in range(self.config.concurrency + 1):
             self._spawn(f"handler-{n}", self._handler_loop)
-        self._spawn("claim", self._claim_loop)
         log.info(
             "worker %s started: %d slot(s), queues %s",
             self.config.factory_id,
@@ -129,15 +132,15 @@ class Worker:
             return self.stats
         self._stopping.set()
         self.port.interrupt()
-        self._join("claim", CLAIM_JOIN_SECONDS)
+        if not self._claims_over.wait(CLAIM_JOIN_SECONDS):
+            log.warning("the claim in flight did not end within %ss; leaving it", CLAIM_JOIN_SECONDS)
         if self.busy:
             log.info(
                 "stopping: waiting up to %ss for %d running job(s)", self.config.grace_seconds, self.busy
             )
         self._slots.wait_idle(self.config.grace_seconds)
         self._release_running()
-        for _ in range(self.config.concurrency):
-            self._work.put(None)
+        self._turns.close()
         for name in [n for n in self._threads if n.startswith("handler-")]:
             self._join(name, HANDLER_JOIN_SECONDS)
         self._completer.stop()
@@ -180,13 +183,15 @@ class Worker:
 
     # ---------------------------------------------------------------- claims
 
-    def _claim_loop(self) -> None:
+    def _claim_loop(self) -> Iterator[JobContext]:
+        """The claim loop, resumed by whichever thread holds the reading turn: each job
+        it yields is dispatched (a slot taken, its lease tracked)."""
         failures = 0
         while not self._stopping.is_set():
             free = self._slots.wait_free(self._stopping)
             if free <= 0:
                 continue
-            got = self._claim(free)
+            got = yield from self._claim(free)
             if got is None:
                 failures += 1
                 self._stopping.wait(min(0.1 * 2**failures, 5.0))
@@ -201,7 +206,7 @@ class Worker:
                     return
                 self.port.wait_for_work(self.config.idle_poll_seconds)
 
-    def _claim(self, free: int) -> int | None:
+    def _claim(self, free: int) -> Generator[JobContext, None, int | None]:
         """Claim up to ``free`` jobs, dispatching each as it comes: how many came (None:
         the claim failed before any did)."""
         request = ClaimRequest(
@@ -217,7 +222,7 @@ class Worker:
         got = 0
         try:
             for claimed in self.port.claim(request):
-                self._dispatch(claimed)
+                yield self._dispatch(claimed)
                 got += 1
             return got
         except FactoryDown as exc:
@@ -231,7 +236,7 @@ class Worker:
             self._stopping.set()
         return got or None  # the jobs that came before a failure run all the same
 
-    def _dispatch(self, claimed: ClaimedJob) -> None:
+    def _dispatch(self, claimed: ClaimedJob) -> JobContext:
         ctx = JobContext(self.port, claimed)
         self._stats.add(claimed=1)
         self._slots.take()
@@ -242,20 +247,42 @@ class Worker:
             (claimed.lease_expires_at - lease.granted_at).total_seconds() if lease else 60.0
         )
         self._renewer.track(ctx, seconds)
-        self._work.put(ctx)
+        return ctx
 
     # -------------------------------------------------------------- handlers
 
     def _handler_loop(self) -> None:
         while True:
-            ctx = self._work.get()
-            if ctx is None:
+            turn = self._turns.next()
+            if turn is None:
                 return
+            ctx = self._read() if turn is Turn.READ else turn
+            if ctx is None:
+                continue
             try:
                 self._execute(ctx)
             finally:
+                self._turns.done()
                 self._slots.give()
                 self.port.slot_freed(self._slots.free)
+
+    def _read(self) -> JobContext | None:
+        """This thread's reading turn: resume the claim loop until a job comes that this
+        thread runs itself (None: the claims are over)."""
+        try:
+            for read in self._claims:
+                ctx = self._turns.ran(read)
+                if ctx is not None:
+                    return ctx
+        except BaseException:  # the claim loop crashed: nobody may resume it; stop
+            self._end_claims()
+            raise
+        self._end_claims()
+        return None
+
+    def _end_claims(self) -> None:
+        self._turns.over()
+        self._claims_over.set()
 
     def _execute(self, ctx: JobContext) -> None:
         completion = run_attempt(self.port, self.handlers, ctx)

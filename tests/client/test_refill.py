@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from adapters.client import FleetClient
+from adapters.http.claims import REFILL_IDLE_SECONDS
 from adapters.http.schemas import RoomResult
 from adapters.worker import JobContext, Worker
 from adapters.worker.http_port import REFILL_MISSES, HttpPort
@@ -72,6 +73,66 @@ def test_one_refilled_stream_serves_job_after_job_within_the_workers_slots(
     # And the worker never held more leases than slots
     assert port.most_busy <= 2
     assert worker.stats.lost == worker.stats.released == 0
+
+
+def test_a_one_slot_worker_keeps_its_stream_open_job_after_job(
+    client: FleetClient, make_client: ClientFactory
+) -> None:
+    # Given a worker with 1 slot: the job it reads takes the slot on one thread while
+    # another resumes the stream, so a room request may find the job counted twice
+    port = CountingPort(make_client("acme", *WORKER_ROLES), wait_seconds=20)
+    worker = run_worker(port, slots=1)
+    try:
+        # When 15 jobs come one at a time
+        for n in range(15):
+            client.submit({"queue": "q", "payload": {"n": n}})
+            # Then each runs at once (room held back would leave it until the stream's 20 s end)
+            wait_until(lambda n=n: worker.stats.succeeded == n + 1, timeout=3, what=f"job {n}")
+    finally:
+        worker.shutdown()
+        port.close()
+    # And one stream served them all
+    assert port.streams == 1, port.streams
+
+
+class RoomCountingClient(FleetClient):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.rooms: list[int] = []
+
+    def add_room(self, stream_id: str, jobs: int) -> RoomResult:
+        self.rooms.append(jobs)
+        return super().add_room(stream_id, jobs)
+
+
+def test_room_counted_while_a_job_is_between_readers_is_given_once_the_stream_resumes(
+    client: FleetClient, live_server: LiveServer
+) -> None:
+    # Given a one-slot refilled stream that has handed a job over to the runtime
+    worker_client = RoomCountingClient(live_server.url, live_server.token("acme", *WORKER_ROLES))
+    port = HttpPort(worker_client, wait_seconds=5)
+    client.submit({"queue": "q", "payload": {"n": 0}})
+    stream = iter(port.claim(ClaimRequest(factory_id="f1", max_jobs=1, queues=("q",))))
+    try:
+        first = next(stream)
+        # When its slot frees before the runtime resumes the stream (the job ran on the
+        # thread that read it; the next reader has not resumed yet): the job still counts
+        # as outstanding, so no room goes now (a stream with no room ends after
+        # REFILL_IDLE_SECONDS: it must get its room before then)
+        port.slot_freed(lambda: 1)
+        time.sleep(REFILL_IDLE_SECONDS / 3)
+        assert worker_client.rooms == []
+        # Then once the stream is resumed, the room held back is given
+        client.submit({"queue": "q", "payload": {"n": 1}})
+        started = time.monotonic()
+        second = next(stream)
+        assert worker_client.rooms == [1]
+        # And the next job came at once, on the same stream
+        assert time.monotonic() - started < 1
+        assert (first.job.payload, second.job.payload) == ({"n": 0}, {"n": 1})
+    finally:
+        port.close()
+        worker_client.close()
 
 
 class NowhereClient(FleetClient):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -372,3 +373,36 @@ def test_the_completer_sends_at_once_when_idle_batches_under_load_and_flushes_ev
     assert stats.snapshot().succeeded == 8
     assert all(state(live_fleet, c.job.id) == "succeeded" for c in claimed)
     port.close()
+
+
+class ThreadRecordingPort(RecordingPort):
+    """Remembers which thread claimed each job."""
+
+    def __init__(self, fleet: Fleet):
+        super().__init__(fleet)
+        self.claimed_on: dict[UUID, str] = {}
+
+    def claim(self, request: Any) -> Any:
+        claimed = super().claim(request)
+        for c in claimed:
+            self.claimed_on[c.job.id] = threading.current_thread().name
+        return claimed
+
+
+def test_a_job_claimed_with_a_seat_free_runs_on_the_thread_that_claimed_it(live_fleet: Fleet) -> None:
+    # Given a worker with 2 handler seats, and a handler that notes its thread
+    ran_on: dict[UUID, str] = {}
+
+    def note(view: JobView, ctx: JobContext) -> JsonValue:
+        ran_on[view.id] = threading.current_thread().name
+        return None
+
+    port = ThreadRecordingPort(live_fleet)
+    with running_worker(live_fleet, {"noop": note}, port=port, concurrency=2) as w:
+        # When jobs come one at a time
+        for n in range(1, 11):
+            live_fleet.submit(SUBMITTER, {"queue": "noop"})
+            wait_until(lambda n=n: w.stats.succeeded >= n, timeout=5, what=f"success {n}")
+    # Then each ran on the thread that claimed it: no hop to another thread before it starts
+    assert len(ran_on) == 10
+    assert ran_on == {job_id: port.claimed_on[job_id] for job_id in ran_on}
