@@ -286,6 +286,7 @@ class FleetClient:
         wait_seconds: float,
         interrupter: Interrupter,
         refill: Callable[[str], None] | None = None,
+        lane: str | None = None,
     ) -> Iterator[ClaimedJob]:
         """Lease up to ``max_jobs`` jobs on one request (``POST /v1/claim/stream``): each
         job as soon as it is leased, for up to ``wait_seconds``. On this thread's
@@ -293,7 +294,9 @@ class FleetClient:
         ``claim``). ``interrupter.fire()`` from another thread ends it at once (what was
         read stays read). Iterate it to the end: the connection is reused only then.
         ``refill``: ask for a stream the caller gives room as its slots free
-        (``add_room``); called with the stream's id once the server has accepted it."""
+        (``add_room``); called with the stream's id once the server has accepted it.
+        ``lane``: the long-poll connection to use, by name, when the caller's threads take
+        turns claiming (default: this thread's own)."""
         fields = request.model_dump(exclude_unset=True) if isinstance(request, ClaimRequest) else request
         given = {**fields, "wait_seconds": wait_seconds} | ({} if refill is None else {"refill": True})
         body = _wire(_model(ClaimBody, given, "claim"))
@@ -319,6 +322,7 @@ class FleetClient:
                 wait_seconds=wait_seconds,
                 watch=watch,
                 opened=opened,
+                lane=lane,
             )
             try:
                 yield from lines

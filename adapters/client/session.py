@@ -2,8 +2,9 @@
 ``RetryPolicy`` allows, every failure mapped at this one place (``errors.py``).
 
 One httpx client keeps connections alive for ordinary calls. Long polls go through
-``PollLanes``: each thread that long-polls has a client of its own with one connection,
-kept alive between its polls (a worker asks again a moment after each answer: a new
+``PollLanes``: each thread that long-polls has a client of its own with one connection
+(or a named lane has: a worker's claims, read by whichever of its threads holds the
+reading turn), kept alive between its polls (a worker asks again a moment after each answer: a new
 connection every time cost both sides a connect and an accept per job), whose socket the
 lane remembers so that an ``Interrupter`` can cut a poll on it short.
 """
@@ -125,12 +126,14 @@ class Session:
         wait_seconds: float,
         watch: Watch,
         opened: Callable[[httpx.Headers], None] | None = None,
+        lane: str | None = None,
     ) -> Iterator[T]:
         """An unsafe request answered by a stream of lines (NDJSON), on this thread's
         long-poll connection: each line parsed with ``parse`` as soon as it arrives.
         A refusal raises as ``call``'s do; a connection lost while reading raises
         ``Unavailable`` (what was read before stays read). ``opened``: given the
-        response's headers once it is accepted, before the first line."""
+        response's headers once it is accepted, before the first line. ``lane``: the
+        named long-poll lane to use (default: this thread's)."""
         send = self._sender(
             method,
             path,
@@ -140,6 +143,7 @@ class Session:
             wait_seconds=wait_seconds,
             watch=watch,
             stream=True,
+            lane=lane,
         )
         response = call_with_retries(self.retry, send, safe=False)
         try:
@@ -167,6 +171,7 @@ class Session:
         wait_seconds: float,
         watch: Watch | None,
         stream: bool,
+        lane: str | None = None,
     ) -> Callable[[], httpx.Response]:
         """One attempt: the response on success (still open when ``stream``), or the
         failure mapped (``Transient`` when a retry may help)."""
@@ -178,8 +183,8 @@ class Session:
         client = self._http
         extensions = None
         if watch is not None:
-            lane = self._lanes.lane()
-            client, extensions = lane.client, {"trace": lane.tracer(watch)}
+            poll_lane = self._lanes.lane(lane)
+            client, extensions = poll_lane.client, {"trace": poll_lane.tracer(watch)}
 
         def attempt() -> httpx.Response:
             try:
@@ -253,15 +258,24 @@ class PollLane:
 
 
 class PollLanes:
-    """A ``PollLane`` per thread that long-polls (a worker has one: its claim loop). A
-    lane of a thread that has ended is closed when the next lane is made."""
+    """A ``PollLane`` per thread that long-polls, and per name asked for (a worker's
+    claims: its threads take turns reading them, one at a time). A lane of a thread that
+    has ended is closed when the next thread's lane is made."""
 
     def __init__(self, make: Callable[[], httpx.Client]):
         self._make = make
         self._lock = threading.Lock()
         self._lanes: dict[int, tuple[weakref.ref[threading.Thread], PollLane]] = {}
+        self._named: dict[str, PollLane] = {}
 
-    def lane(self) -> PollLane:
+    def lane(self, name: str | None = None) -> PollLane:
+        """The lane ``name`` (its users never poll on it at once), else this thread's."""
+        if name is not None:
+            with self._lock:
+                named = self._named.get(name)
+                if named is None:
+                    named = self._named[name] = PollLane(self._make())
+                return named
         me = threading.current_thread()
         with self._lock:
             found = self._lanes.get(me.ident or 0)
@@ -277,7 +291,8 @@ class PollLanes:
 
     def close(self) -> None:
         with self._lock:
-            lanes, self._lanes = [lane for _, lane in self._lanes.values()], {}
+            lanes = [lane for _, lane in self._lanes.values()] + list(self._named.values())
+            self._lanes, self._named = {}, {}
         for lane in lanes:
             lane.client.close()
 

@@ -55,6 +55,10 @@ REFILL_MISSES = 3
 asking for refilled streams."""
 log = logging.getLogger("fleetlog.worker")
 
+CLAIM_LANE = "claims"
+"""The long-poll connection the worker's claims travel on, whichever of its threads holds
+the reading turn (``turns.py``): one connection, kept alive from stream to stream."""
+
 DEFAULT_WAIT_SECONDS = 20.0
 """Long-poll length: an idle worker asks again this often (the server allows 30)."""
 
@@ -120,7 +124,7 @@ class HttpPort:
         if self.refill:
             return self._refilled(request)
         return self.client.claim_stream(
-            request, wait_seconds=self.wait_seconds, interrupter=self._interrupter
+            request, wait_seconds=self.wait_seconds, interrupter=self._interrupter, lane=CLAIM_LANE
         )
 
     def _refilled(self, request: ClaimRequest) -> Iterator[ClaimedJob]:
@@ -140,7 +144,11 @@ class HttpPort:
 
         try:
             for claimed in self.client.claim_stream(
-                request, wait_seconds=self.wait_seconds, interrupter=self._interrupter, refill=opened
+                request,
+                wait_seconds=self.wait_seconds,
+                interrupter=self._interrupter,
+                refill=opened,
+                lane=CLAIM_LANE,
             ):
                 with self._lock:
                     stream.yielded = True

@@ -108,6 +108,34 @@ def test_each_polling_thread_has_its_own_connection_and_an_ended_threads_is_clos
     assert mine.fileno() != -1
 
 
+def test_threads_taking_turns_on_a_named_lane_share_its_connection(
+    client: FleetClient, make_client: ClientFactory
+) -> None:
+    # Given a worker whose claim streams travel on the lane "claims"
+    worker = make_client("acme", *WORKER_ROLES)
+    interrupter = Interrupter()
+    seen: list[socket.socket | None] = []
+
+    def one_stream() -> None:
+        client.submit({"queue": "q"})
+        request = POLL.model_copy(update={"max_jobs": 1})
+        jobs = list(worker.claim_stream(request, wait_seconds=5, interrupter=interrupter, lane="claims"))
+        assert len(jobs) == 1
+        seen.append(worker._session._lanes.lane("claims").socket)
+
+    # When one thread reads a stream, then another thread the next one
+    for _ in range(2):
+        thread = threading.Thread(target=one_stream)
+        thread.start()
+        thread.join(10)
+
+    # Then both streams travelled on the same kept-alive connection, not one per thread
+    first, second = seen
+    assert first is not None and second is first and first.fileno() != -1
+    # And neither thread made a lane of its own
+    assert not worker._session._lanes._lanes
+
+
 def test_a_claim_stream_yields_each_job_as_it_is_leased(
     client: FleetClient, make_client: ClientFactory
 ) -> None:
