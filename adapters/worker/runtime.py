@@ -132,7 +132,8 @@ class Worker:
             return self.stats
         self._stopping.set()
         self.port.interrupt()
-        if not self._claims_over.wait(CLAIM_JOIN_SECONDS):
+        handlers = [name for name in self._threads if name.startswith("handler-")]
+        if handlers and not self._claims_over.wait(CLAIM_JOIN_SECONDS):
             log.warning("the claim in flight did not end within %ss; leaving it", CLAIM_JOIN_SECONDS)
         if self.busy:
             log.info(
@@ -141,7 +142,7 @@ class Worker:
         self._slots.wait_idle(self.config.grace_seconds)
         self._release_running()
         self._turns.close()
-        for name in [n for n in self._threads if n.startswith("handler-")]:
+        for name in handlers:
             self._join(name, HANDLER_JOIN_SECONDS)
         self._completer.stop()
         self._join("completer", 30)

@@ -158,9 +158,12 @@ def test_a_worker_with_a_bad_token_stops_at_once_and_says_why(
 ) -> None:
     env = environment({"FLEETLOG_TOKEN": "not-a-token"})
     args = ["-m", "adapters.cli", "worker", "--url", live_server.url, "--handlers", HANDLERS]
+    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, *args], check=False, env=env, capture_output=True, text=True, timeout=60
     )
+    # (at once: a process start and one refused heartbeat, not a wait for claims never made)
+    assert time.monotonic() - started < 15
     assert done.returncode == 1
     assert "cannot start" in done.stderr and "token" in done.stderr
 

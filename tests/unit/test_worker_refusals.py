@@ -73,3 +73,26 @@ def test_a_heartbeat_refused_for_good_stops_the_worker_as_fatal() -> None:
     assert worker.stopping
     assert isinstance(worker.fatal, Unauthenticated)
     assert port.heartbeats == 2
+
+
+class RefusedAtOncePort(RefusingPort):
+    def heartbeat(self, report: FactoryReport) -> None:
+        self.heartbeats += 1
+        raise Unauthenticated("the token is not valid")
+
+
+def test_a_worker_refused_at_its_first_heartbeat_shuts_down_at_once() -> None:
+    # Given a worker whose first heartbeat (in start) is refused: no thread was started
+    worker = Worker(RefusedAtOncePort(), {"q": lambda ctx: None}, WorkerConfig(factory_id="f1"))  # type: ignore[arg-type]
+    try:
+        worker.start()
+    except Unauthenticated:
+        pass
+    else:
+        raise AssertionError("start should raise the refusal")
+    # When it shuts down
+    started = time.monotonic()
+    worker.shutdown()
+    # Then it does so at once (no claim loop to wait for)
+    assert time.monotonic() - started < 1
+    assert worker.stopping
