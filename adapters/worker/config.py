@@ -29,7 +29,8 @@ class WorkerConfig(BaseModel):
     """The factory (worker host) this worker claims and heartbeats as."""
     capabilities: tuple[Name, ...] = Field(default=(), max_length=MAX_CAPABILITIES)
     concurrency: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_CONCURRENCY
-    """Handler threads."""
+    """Jobs run at once (handler seats). The worker runs one handler thread more, so that a
+    thread reads the claims while every seat is busy (``turns.py``)."""
     prefetch: Annotated[int, Field(ge=0, le=10_000)] = 0
     """Leases held beyond the handler threads, waiting in memory for a free thread: bigger
     claim batches for floods of short jobs. 0 (the default) suits long jobs: nothing is
