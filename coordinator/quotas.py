@@ -79,6 +79,24 @@ class QuotaCache:
         quotas = self._quotas
         return quotas if quotas is not None and self._monotonic() < self._expires else None
 
+    @property
+    def ttl(self) -> float:
+        return self._ttl
+
+    def refresh(self) -> None:
+        """Reload now, ahead of expiry, for a process that keeps the cache fresh in the
+        background so that no request waits for a reload (``adapters/http/quota_refresh.py``).
+        Skipped while another thread reloads; a failure keeps the last answer, which
+        expires as usual (a request then reloads, or fails as the store does)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._reload()
+        except DomainError as exc:  # never loaded, and the store is unreachable
+            log.warning("could not load tenant quotas yet: %s", exc)
+        finally:
+            self._lock.release()
+
     def invalidate(self) -> None:
         with self._lock:
             self._expires = 0.0

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
 from adapters.http.claims import DEFAULT_HANDOFF_WAIT, REFILL_IDLE_SECONDS, Claims
+from adapters.http.quota_refresh import QuotaRefresher
 from adapters.http.room_relay import RoomRelay
 from adapters.http.routing import JSON, NDJSON, Call, Endpoint, LinesOf, ListOf
 from adapters.http.schemas import (
@@ -115,6 +116,8 @@ class Api:
             relay=relay,
             loop_commits=fleet.ctx.store.loop_commits() if loop_commits else None,
         )
+        self.quota_refresher = QuotaRefresher(fleet.quotas.cache, self.run)
+        """No request waits for the quota cache's reload (``quota_refresh.py``)."""
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn`` on a worker thread, in a copy of the caller's context. A cancelled
@@ -128,8 +131,10 @@ class Api:
                 await self.claims.loop_commits.open()
             except Unavailable as exc:  # hand-overs go through threads until it can
                 log.warning("could not open the event loop's connections yet: %s", exc.message)
+        self.quota_refresher.start()
 
     async def close(self) -> None:
+        await self.quota_refresher.close()
         self._threads.shutdown(wait=False)
         self.claims.relay.close()
         if self.claims.loop_commits is not None:

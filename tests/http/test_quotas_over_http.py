@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from coordinator.identity import Role
@@ -63,3 +65,22 @@ def test_max_in_flight_caps_what_workers_get(live_server: LiveServer) -> None:
         done = first[0]
         http.patch(f"/v1/jobs/{done['job']['id']}", json={"epoch": done["epoch"], "state": "succeeded"})
         assert len(http.post("/v1/claim", json={"factory_id": "f2", "max_jobs": 5}).json()["jobs"]) == 1
+
+
+def test_the_server_keeps_its_quota_cache_loaded_so_no_submit_waits_for_a_reload(
+    live_server: LiveServer,
+) -> None:
+    # Given a server that has been idle for longer than its quota cache lives
+    cache = live_server.fleet.quotas.cache
+    probes = []
+    for _ in range(4):
+        time.sleep(cache.ttl * 0.6)
+        probes.append(cache.loaded())
+    # Then the cache was loaded at every probe: a hand-over submit would find it so and
+    # commit from the event loop, and no submit reloads it inline
+    assert all(p is not None for p in probes), probes
+    # And quotas set meanwhile are seen (set_quotas refreshes this process's cache)
+    with live_server.as_tenant("acme") as http:
+        assert http.put("/v1/tenants/acme/quotas", json={"max_queued": 1}).status_code == 200
+        assert http.post("/v1/jobs", json={"queue": "q"}).status_code == 201
+        assert http.post("/v1/jobs", json={"queue": "q"}).status_code == 429

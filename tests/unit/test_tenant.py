@@ -197,6 +197,32 @@ def test_the_cache_keeps_its_last_answer_when_a_reload_fails() -> None:
     assert load.calls == 3  # tried again on the next call, not after another TTL
 
 
+def test_a_refresh_reloads_ahead_of_expiry_and_keeps_the_last_answer_when_it_fails() -> None:
+    load, ticks = Loader([tenant_row(registered_tenant(max_queued=1))]), Ticks()
+    cache = QuotaCache(load, ttl=1.0, monotonic=ticks)
+    # Never loaded, the store down: a refresh says so in the log, and raises nothing
+    load.fail = True
+    cache.refresh()
+    assert cache.loaded() is None
+    load.fail = False
+    cache.refresh()
+    assert load.calls == 2
+    # Refreshed every 0.6 s, the cache never expires: no request reloads it
+    for _ in range(5):
+        ticks.now += 0.6
+        cache.refresh()
+        assert cache.loaded() == {"acme": TenantQuotas(max_queued=1)}
+    cache.quotas_of("acme")
+    assert load.calls == 7
+    # A failed refresh keeps the last answer until it expires as usual
+    load.fail = True
+    ticks.now += 0.5
+    cache.refresh()
+    assert cache.loaded() == {"acme": TenantQuotas(max_queued=1)}
+    ticks.now += 0.6
+    assert cache.loaded() is None
+
+
 def test_the_cache_raises_when_it_never_loaded() -> None:
     load = Loader([])
     load.fail = True
