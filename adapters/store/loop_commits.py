@@ -44,6 +44,7 @@ from adapters.store.postgres import (
 from adapters.store.prepared import SESSIONS
 from adapters.store.spec_cache import SpecCache
 from adapters.store.unit_of_work import SqlUnitOfWork
+from adapters.store.view_writer import PLAN
 from coordinator.errors import WouldRead
 from coordinator.ports import UnitOfWork
 
@@ -51,11 +52,16 @@ T = TypeVar("T")
 
 LOOP_APPLICATION_NAME = "fleetlog-loop"
 """How the loop's connections show in ``pg_stat_activity``."""
-LOOP_POOL_MIN = 2
-"""Connections the loop's pool keeps open (ready from the server's start)."""
 LOOP_POOL_SIZE = 4
 """Connections of the loop's pool: commits in flight at once (each is one round trip;
-at 200 hand-overs/s one or two are)."""
+at 200 hand-overs/s one or two are). All are opened with the server and kept: a
+connection opened while commits wait for one serves its first ones cold."""
+LOOP_POOL_MIN = LOOP_POOL_SIZE
+"""Connections the loop's pool keeps open (ready from the server's start)."""
+LOOP_QUERIES: tuple[str, ...] = (*(query for query, _, _ in PLAN), "guard_hand_over")
+"""The named queries a unit of work committed from the loop can send (it only writes:
+views, the hand-over's guard; the events' insert is ``OUTSIDE_TRANSACTIONS``). Each
+connection prepares them as it connects, so no hand-over carries a PREPARE."""
 LOOP_POOL_WAIT_SECONDS = 1.0
 """Longest a commit waits for a connection of the loop's pool (or the pool's first one)
 before the unit of work goes the ordinary way on a thread instead."""
@@ -111,10 +117,11 @@ class LoopCursor(PgStatements):
                 await self.conn.execute("ROLLBACK")
 
 
-async def prepare_outside(conn: psycopg.AsyncConnection[Any]) -> None:
+async def prepare_outside(conn: psycopg.AsyncConnection[Any], *, also: Sequence[str] = ()) -> None:
     """What ``conn`` must prepare outside any transaction and has not (``PgCursor``'s
-    ``_prepare_outside``), in a round trip of its own."""
-    outside = SESSIONS.outside(conn)
+    ``_prepare_outside``), with the named queries ``also`` if not yet prepared, in a
+    round trip of its own."""
+    outside = SESSIONS.outside(conn) + SESSIONS.leading(conn, list(also))
     if not outside:
         return
     try:
@@ -192,11 +199,12 @@ class PgLoopCommits:
         async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
             # As the library's pool configures its connections; and what a write must
             # prepare outside its transaction, prepared before the connection's first
-            # use rather than in a round trip of its own in front of it.
+            # use rather than in a round trip of its own in front of it, with what the
+            # loop's commits execute (parsed now, not in front of a hand-over).
             await conn.set_autocommit(True)
             await conn.execute(setting)
             if prepared:
-                await prepare_outside(conn)
+                await prepare_outside(conn, also=LOOP_QUERIES)
 
         return psycopg_pool.AsyncConnectionPool(
             self._url,

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.bootstrap import Settings
-from adapters.store.loop_commits import PgLoopCommits
+from adapters.store.loop_commits import LOOP_POOL_SIZE, LOOP_QUERIES, PgLoopCommits
+from adapters.store.prepared import OUTSIDE_TRANSACTIONS, PREFIX
 from coordinator.claiming import ClaimRequest
 from coordinator.errors import Unavailable, WouldRead
 from coordinator.fleet import Fleet
@@ -120,3 +122,29 @@ def test_after_a_failed_batch_the_loops_connections_prepare_again(pg_fleet: Flee
             await commits.close()
 
     assert asyncio.run(scenario()) == [1, 1, 1, 1]
+
+
+@pytest.mark.postgres
+def test_every_loop_connection_is_open_and_prepared_before_the_first_hand_over(pg_fleet: Fleet) -> None:
+    commits = pg_fleet.ctx.store.loop_commits()
+    assert isinstance(commits, PgLoopCommits)
+    expected = {PREFIX + name for name in (*LOOP_QUERIES, *OUTSIDE_TRANSACTIONS)}
+
+    async def scenario() -> list[dict[str, int]]:
+        try:
+            await commits.open()
+            pool = await commits._opened()
+            assert pool.get_stats()["pool_size"] == LOOP_POOL_SIZE  # none opened later, cold
+            query = "SELECT name, generic_plans + custom_plans AS runs FROM pg_prepared_statements"
+            async with AsyncExitStack() as stack:  # every connection at once: each is seen
+                conns = [await stack.enter_async_context(pool.connection()) for _ in range(LOOP_POOL_SIZE)]
+                return [
+                    {row["name"]: row["runs"] for row in await (await conn.execute(query)).fetchall()}
+                    for conn in conns
+                ]
+        finally:
+            await commits.close()
+
+    for prepared in asyncio.run(scenario()):
+        assert expected <= set(prepared)  # parsed as it connected ...
+        assert all(prepared[name] == 0 for name in expected)  # ... and never executed yet
