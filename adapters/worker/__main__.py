@@ -73,6 +73,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-seconds", type=float, default=None)
     p.add_argument("--heartbeat-timeout", type=float, default=None)
     p.add_argument("--heartbeat-interval", type=float, default=None)
+    p.add_argument(
+        "--heartbeat-jitter",
+        type=float,
+        default=None,
+        help="shorten each wait between heartbeats by a random fraction up to this (default 0.2)",
+    )
     p.add_argument("--grace-seconds", type=float, default=None)
     p.add_argument(
         "--wait-seconds",
@@ -144,6 +150,7 @@ def worker_config(args: argparse.Namespace, factory_id: str) -> WorkerConfig:
         "lease_seconds": args.lease_seconds,
         "heartbeat_timeout": args.heartbeat_timeout,
         "heartbeat_interval": args.heartbeat_interval,
+        "heartbeat_jitter": args.heartbeat_jitter,
         "grace_seconds": args.grace_seconds,
     }
     if args.heartbeat_timeout is not None and args.heartbeat_interval is None:

@@ -13,6 +13,7 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_RENEW_FRACTION = 1 / 3
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0
+DEFAULT_HEARTBEAT_JITTER = 0.2
 DEFAULT_COMPLETION_FLUSH_MS = 50.0
 DEFAULT_COMPLETION_BATCH_MAX = 100
 DEFAULT_GRACE_SECONDS = 10.0
@@ -43,6 +44,12 @@ class WorkerConfig(BaseModel):
     renew_fraction: Annotated[float, Field(gt=0, lt=1)] = DEFAULT_RENEW_FRACTION
     """Renew a lease after this fraction of its length has passed."""
     heartbeat_interval: Seconds = DEFAULT_HEARTBEAT_INTERVAL
+    """The longest wait between two heartbeats."""
+    heartbeat_jitter: Annotated[float, Field(ge=0, lt=1)] = DEFAULT_HEARTBEAT_JITTER
+    """Each wait between heartbeats is the interval shortened by a random fraction of it up
+    to this, never lengthened (so it stays as far inside the timeout as the interval is):
+    workers started together spread their heartbeats instead of sending them in step for
+    ever. 0: every wait is the interval."""
     heartbeat_timeout: Seconds | None = DEFAULT_HEARTBEAT_TIMEOUT
     """Silence after which the reaper declares the factory down; None: never."""
     completion_flush_ms: Annotated[float, Field(ge=0, le=10_000)] = DEFAULT_COMPLETION_FLUSH_MS

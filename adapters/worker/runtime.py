@@ -19,6 +19,7 @@ released job is never reported (``JobContext.finish`` decides under a lock).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -52,7 +53,14 @@ HANDLER_JOIN_SECONDS = 2.0
 
 
 class Worker:
-    def __init__(self, port: FleetPort, handlers: Mapping[str, Handler], config: WorkerConfig):
+    def __init__(
+        self,
+        port: FleetPort,
+        handlers: Mapping[str, Handler],
+        config: WorkerConfig,
+        *,
+        rng: random.Random | None = None,
+    ):
         self.port = port
         self.config = config
         self.handlers = dict(handlers)
@@ -70,6 +78,7 @@ class Worker:
         self._renewer = Renewer(port, config)
         self._completer = Completer(port, config, self._stats)
         self._heartbeat_stop = threading.Event()
+        self._heartbeat_waits = heartbeat_waits(config.heartbeat_interval, config.heartbeat_jitter, rng)
         self._threads: dict[str, threading.Thread] = {}
         self._life = threading.Lock()
         self._started = False
@@ -339,5 +348,13 @@ class Worker:
             self._stopping.set()
 
     def _heartbeat_loop(self) -> None:
-        while not self._heartbeat_stop.wait(self.config.heartbeat_interval):
+        while not self._heartbeat_stop.wait(next(self._heartbeat_waits)):
             self._heartbeat_once()
+
+
+def heartbeat_waits(interval: float, jitter: float, rng: random.Random | None = None) -> Iterator[float]:
+    """The waits between heartbeats: each in ``((1 - jitter) * interval, interval]``, drawn
+    from ``rng`` (a new, unseeded one by default: workers started together draw apart)."""
+    draw = rng or random.Random()
+    while True:
+        yield interval * (1 - jitter * draw.random())
