@@ -13,7 +13,7 @@ from eventsourcing.domain import BaseAggregate
 from pydantic import Field, JsonValue
 
 from domain.events import CreationEvent
-from domain.job.spec import Frozen, JsonObject, Name
+from domain.job.spec import Frozen, JsonObject, Name, ProfileVersion
 from domain.transitions import INITIAL, Transition, TransitionTable
 
 PROFILE_NAMESPACE = uuid5(NAMESPACE_URL, "https://fleetlog.dev/profile")
@@ -29,7 +29,7 @@ class ProfileState(StrEnum):
 
 class ProfileSpec(Frozen):
     name: Name
-    version: int = Field(ge=1)
+    version: ProfileVersion
     content: JsonObject = Field(default_factory=dict)
 
     def content_hash(self) -> str:

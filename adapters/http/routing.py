@@ -186,7 +186,7 @@ class Dispatcher:
         if validator is None:
             return
         errors: list[dict[str, str]] = []
-        for error in validator.iter_errors(data):
+        for error in (precise for found in validator.iter_errors(data) for precise in _explained(found)):
             loc = ["body", *(str(p) for p in error.instance_path)]
             unexpected = getattr(error.kind, "unexpected", None)
             if unexpected:  # additionalProperties: name each unknown field where it is
@@ -292,3 +292,23 @@ def _query(model: type[BaseModel], request: Request) -> Any:
 def _is_list(model: type[BaseModel], key: str) -> bool:
     info = model.model_fields.get(key)
     return info is not None and "list" in str(info.annotation)
+
+
+def _explained(error: Any) -> list[Any]:
+    """The errors that say what is wrong. A nullable field is ``anyOf: [its schema, null]``,
+    and a value failing the first branch is reported as "not valid under any of the
+    schemas listed in the 'anyOf' keyword": for a value that is not null, the branches that
+    only say "is not of type null" are dropped, and when one branch is left its own errors
+    ("... is greater than the maximum of ...", at the field itself) are given instead."""
+    branches = getattr(error.kind, "context", None)
+    if not branches:
+        return [error]
+    left = [branch for branch in branches if not all(_only_not_null(sub) for sub in branch)]
+    if len(left) != 1 or not left[0]:
+        return [error]
+    return [precise for sub in left[0] for precise in _explained(sub)]
+
+
+def _only_not_null(error: Any) -> bool:
+    kind = error.kind
+    return isinstance(kind, jsonschema_rs.ValidationErrorKind.Type) and list(kind.types) == ["null"]

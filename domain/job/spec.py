@@ -133,15 +133,27 @@ class RetryPolicy(Frozen):
         return self
 
 
+MAX_COUNT = 2**53 - 1
+"""The largest count a job or a report may carry: exact as a JSON number in every client
+(JavaScript's ``Number.MAX_SAFE_INTEGER``) and inside every store's 64-bit integer columns
+(SQLite INTEGER, PostgreSQL bigint, ClickHouse UInt64). Past it a value could not be
+stored or exported: a bare ``ge=0`` let 10**22 through to SQLite's OverflowError (a 500)
+and to the analytics consumer's UInt64 columns."""
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+MAX_PROFILE_VERSION = 2**31 - 1
+"""Profile versions are ``int`` columns on PostgreSQL."""
+ProfileVersion = Annotated[int, Field(ge=1, le=MAX_PROFILE_VERSION)]
+
+
 class Budget(Frozen):
     usd: float | None = Field(default=None, ge=0)
-    tokens: int | None = Field(default=None, ge=0)
+    tokens: Count | None = None
     wall_seconds: float | None = Field(default=None, gt=0)
 
 
 class ProfileRef(Frozen):
     name: Name
-    version: int = Field(ge=1)
+    version: ProfileVersion
 
 
 def _depth(value: Any) -> int:
@@ -268,15 +280,15 @@ class RunInsights(Frozen):
     """Usage a worker reports for one run (attempt)."""
 
     model: Annotated[str, StringConstraints(max_length=200)] | None = None
-    tokens_in: int = Field(default=0, ge=0)
-    tokens_out: int = Field(default=0, ge=0)
-    tokens_cached: int = Field(default=0, ge=0)
+    tokens_in: Count = 0
+    tokens_out: Count = 0
+    tokens_cached: Count = 0
     cost_usd: float = Field(default=0.0, ge=0)
-    turns: int = Field(default=0, ge=0)
-    tool_calls: int = Field(default=0, ge=0)
-    files_changed: int = Field(default=0, ge=0)
-    lines_added: int = Field(default=0, ge=0)
-    lines_deleted: int = Field(default=0, ge=0)
+    turns: Count = 0
+    tool_calls: Count = 0
+    files_changed: Count = 0
+    lines_added: Count = 0
+    lines_deleted: Count = 0
 
 
 class Artifact(Frozen):
@@ -284,7 +296,7 @@ class Artifact(Frozen):
 
     uri: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    size: int = Field(ge=0)
+    size: Count
     kind: Name = "file"
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from coordinator.identity import Role
+from domain.job.spec import MAX_COUNT
 from tests.http.live import LiveServer
 
 W = Role.WORKER
@@ -114,6 +115,40 @@ def test_submit_validation_is_precise(live_server: LiveServer) -> None:
         )
         problem(http.post("/v1/jobs"), 422, "invalid-request")
         assert http.get("/v1/jobs").json()["jobs"] == [], "no refused input created a job"
+
+
+def test_integers_past_what_the_stores_hold_are_422_not_500(live_server: LiveServer) -> None:
+    # The schemathesis run drew a profile version of 16933169232915573243904: SQLite raised
+    # OverflowError looking it up, a 500. Every count is bounded where it is declared.
+    huge = 16933169232915573243904
+    with live_server.as_tenant("acme") as http:
+        for body, loc in [
+            ({"queue": "q", "profile": {"name": "p", "version": huge}}, "body.profile.version"),
+            ({"queue": "q", "profile": {"name": "p", "version": 2**31}}, "body.profile.version"),
+            ({"queue": "q", "budget": {"tokens": 2**53}}, "body.budget.tokens"),
+            ({"queue": "q", "budget": "lots"}, "body.budget"),  # said plainly: not an object
+        ]:
+            errors = problem(http.post("/v1/jobs", json=body), 422, "invalid-request")["errors"]
+            assert loc in {e["loc"] for e in errors}
+            assert not any("anyOf" in e["msg"] for e in errors), errors  # the field's own rule
+        batch = http.post(
+            "/v1/jobs/batch", json={"jobs": [{"queue": "q", "profile": {"name": "p", "version": huge}}]}
+        )
+        problem(batch, 422, "invalid-request")
+        assert http.get("/v1/jobs").json()["jobs"] == [], "no refused input created a job"
+        # A usage report a worker cannot have counted is refused, and the run stays open
+        job = submit(http)
+        (lease,) = claim(http)
+        report = {"epoch": lease["epoch"], "state": "succeeded", "insights": {"tokens_in": 2**64}}
+        errors = problem(http.patch(f"/v1/jobs/{job['id']}", json=report), 422, "invalid-request")["errors"]
+        assert "body.insights.tokens_in" in {e["loc"] for e in errors}
+        assert http.get(f"/v1/jobs/{job['id']}").json()["state"] in ("assigned", "running")
+        assert (
+            http.get("/openapi.json").json()["components"]["schemas"]["RunInsights"]["properties"][
+                "tokens_in"
+            ]["maximum"]
+            == MAX_COUNT
+        )
 
 
 def test_unknown_dependencies_and_cycles_are_422(live_server: LiveServer) -> None:

@@ -15,7 +15,18 @@ from hypothesis import strategies as st
 from pydantic_core import ErrorDetails
 
 from domain.factory import FactoryReport
-from domain.job.spec import MAX_CAPABILITIES, MAX_PAYLOAD_DEPTH, DependencyMode, JobSpec
+from domain.job.spec import (
+    MAX_CAPABILITIES,
+    MAX_COUNT,
+    MAX_PAYLOAD_DEPTH,
+    MAX_PROFILE_VERSION,
+    Artifact,
+    Budget,
+    DependencyMode,
+    JobSpec,
+    ProfileRef,
+    RunInsights,
+)
 from domain.profile import ProfileSpec
 from tests.unit.job_factories import make_spec
 
@@ -380,3 +391,20 @@ def test_junk_never_raises_anything_but_validation_error(data: Any) -> None:
     # Given arbitrary input / When parsed / Then it is a spec or a ValidationError
     with contextlib.suppress(pydantic.ValidationError):
         JobSpec.model_validate(data)
+
+
+def test_counts_and_profile_versions_stop_where_the_stores_do() -> None:
+    # 64-bit columns everywhere (SQLite, PostgreSQL bigint, ClickHouse UInt64) and exact in
+    # JSON for every client: 2**53 - 1. Profile versions are PostgreSQL int columns.
+    assert Budget(tokens=MAX_COUNT).tokens == MAX_COUNT
+    assert RunInsights(tokens_in=MAX_COUNT, lines_deleted=MAX_COUNT).tokens_in == MAX_COUNT
+    for make in (
+        lambda: Budget(tokens=MAX_COUNT + 1),
+        lambda: RunInsights(tool_calls=MAX_COUNT + 1),
+        lambda: Artifact(uri="s3://b/k", sha256="0" * 64, size=MAX_COUNT + 1),
+        lambda: ProfileRef(name="p", version=MAX_PROFILE_VERSION + 1),
+        lambda: ProfileSpec(name="p", version=MAX_PROFILE_VERSION + 1),
+    ):
+        with pytest.raises(pydantic.ValidationError, match="less than or equal to"):
+            make()
+    assert ProfileRef(name="p", version=MAX_PROFILE_VERSION).version == MAX_PROFILE_VERSION
