@@ -13,7 +13,8 @@ from eventsourcing.domain import BaseAggregate
 from pydantic import Field, JsonValue
 
 from domain.events import CreationEvent
-from domain.job.spec import Frozen, JsonObject, Name, ProfileVersion
+from domain.job.spec import Frozen, JsonObject, Name
+from domain.limits import ProfileVersion
 from domain.transitions import INITIAL, Transition, TransitionTable
 
 PROFILE_NAMESPACE = uuid5(NAMESPACE_URL, "https://fleetlog.dev/profile")

@@ -10,6 +10,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.events import DomainEvent
+from domain.limits import STORED
 
 _EXCLUDE = {"originator_id", "originator_version"}
 
@@ -72,7 +73,7 @@ class PydanticMapper(Mapper[UUID]):
                 )
                 head = body[:-1]
                 joined = head + (extra if head.strip() == b"{" else b"," + extra)
-                fast: DomainEvent = cls.model_validate_json(joined)
+                fast: DomainEvent = cls.model_validate_json(joined, context=STORED)
                 return fast
         data: dict[str, Any] = self.transcoder.decode(state)
         from_version = data.pop("class_version", 1)
@@ -81,5 +82,5 @@ class PydanticMapper(Mapper[UUID]):
             from_version += 1
         data["originator_id"] = stored_event.originator_id
         data["originator_version"] = stored_event.originator_version
-        event: DomainEvent = cls.model_validate(data)
+        event: DomainEvent = cls.model_validate(data, context=STORED)
         return event

@@ -8,6 +8,7 @@ from threading import Lock
 from uuid import UUID
 
 from domain.job import JobSpec
+from domain.limits import STORED
 
 
 class SpecCache:
@@ -22,7 +23,7 @@ class SpecCache:
             if spec is not None:
                 self._items.move_to_end(job_id)
                 return spec
-        spec = JobSpec.model_validate_json(spec_json)
+        spec = JobSpec.model_validate_json(spec_json, context=STORED)
         self.put(job_id, spec)
         return spec
 

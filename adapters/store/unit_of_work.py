@@ -21,6 +21,7 @@ from domain.dependencies import DependencyStatus
 from domain.factory import Factory, FactorySnapshot
 from domain.job import Job, JobSnapshot
 from domain.job.states import JobState
+from domain.limits import STORED
 from domain.profile import Profile
 from domain.tenant import Tenant, TenantSnapshot
 from projections.changes import ViewChanges
@@ -282,7 +283,7 @@ class SqlUnitOfWork:
             factory = self._factories.get(name)
             if factory is None:
                 factory = Factory.restore(
-                    row["version"], FactorySnapshot.model_validate_json(row["snapshot"])
+                    row["version"], FactorySnapshot.model_validate_json(row["snapshot"], context=STORED)
                 )
                 self._factories[name] = factory
                 self._order.append(factory)
@@ -317,7 +318,8 @@ class SqlUnitOfWork:
     def _restore_tenant(self, rows: Sequence[Any]) -> Tenant | None:
         if not rows:
             return None
-        tenant = Tenant.restore(rows[0]["version"], TenantSnapshot.model_validate_json(rows[0]["snapshot"]))
+        snapshot = TenantSnapshot.model_validate_json(rows[0]["snapshot"], context=STORED)
+        tenant = Tenant.restore(rows[0]["version"], snapshot)
         self._order.append(tenant)
         return tenant
 
@@ -382,5 +384,5 @@ class SqlUnitOfWork:
 
 def decode_job(row: Any, values: Values, specs: SpecCache) -> Job:
     job_id = values.uuid(row["job_id"])
-    snapshot = JobSnapshot.model_validate_json(row["snapshot"])
+    snapshot = JobSnapshot.model_validate_json(row["snapshot"], context=STORED)
     return Job.restore(job_id, row["version"], specs.get(job_id, row["spec"]), snapshot)

@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from domain.limits import Count, ProfileVersion
+
 MAX_PAYLOAD_DEPTH = 32
 MAX_CAPABILITIES = 64
 MAX_DEPENDENCIES = 1000
@@ -131,18 +133,6 @@ class RetryPolicy(Frozen):
         if self.max_seconds < self.base_seconds:
             raise ValueError("retry.max_seconds must be >= retry.base_seconds")
         return self
-
-
-MAX_COUNT = 2**53 - 1
-"""The largest count a job or a report may carry: exact as a JSON number in every client
-(JavaScript's ``Number.MAX_SAFE_INTEGER``) and inside every store's 64-bit integer columns
-(SQLite INTEGER, PostgreSQL bigint, ClickHouse UInt64). Past it a value could not be
-stored or exported: a bare ``ge=0`` let 10**22 through to SQLite's OverflowError (a 500)
-and to the analytics consumer's UInt64 columns."""
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-MAX_PROFILE_VERSION = 2**31 - 1
-"""Profile versions are ``int`` columns on PostgreSQL."""
-ProfileVersion = Annotated[int, Field(ge=1, le=MAX_PROFILE_VERSION)]
 
 
 class Budget(Frozen):

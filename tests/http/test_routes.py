@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from coordinator.identity import Role
-from domain.job.spec import MAX_COUNT
+from domain.limits import MAX_COUNT
 from tests.http.live import LiveServer
 
 W = Role.WORKER

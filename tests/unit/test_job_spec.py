@@ -17,9 +17,7 @@ from pydantic_core import ErrorDetails
 from domain.factory import FactoryReport
 from domain.job.spec import (
     MAX_CAPABILITIES,
-    MAX_COUNT,
     MAX_PAYLOAD_DEPTH,
-    MAX_PROFILE_VERSION,
     Artifact,
     Budget,
     DependencyMode,
@@ -27,6 +25,7 @@ from domain.job.spec import (
     ProfileRef,
     RunInsights,
 )
+from domain.limits import MAX_COUNT, MAX_PROFILE_VERSION
 from domain.profile import ProfileSpec
 from tests.unit.job_factories import make_spec
 

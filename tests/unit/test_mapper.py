@@ -16,7 +16,8 @@ from domain.events import DomainEvent
 from domain.factory import FACTORY_TRANSITIONS
 from domain.job import JOB_TRANSITIONS
 from domain.job.events import JobEvent
-from domain.job.spec import Artifact
+from domain.job.spec import Artifact, RunInsights
+from domain.limits import MAX_COUNT
 from domain.profile import PROFILE_TRANSITIONS
 from domain.tenant import TENANT_TRANSITIONS
 from projections.rebuild import replay
@@ -157,3 +158,32 @@ def test_a_current_version_event_stores_its_version_and_is_not_upcast() -> None:
     # Then the JSON carries class_version 2, and reads back unchanged
     assert json.loads(record.state)["class_version"] == 2
     assert mapper().to_domain_event(record) == event
+
+
+def test_history_recorded_before_a_limit_stays_readable() -> None:
+    # Given a run's insights and an artifact stored with counts past today's limits (an
+    # event written before the limits existed: edited here in its stored JSON)
+    events = rich_history()
+    codec = mapper()
+    stored = [codec.to_stored_event(e) for e in events]
+    over = MAX_COUNT + 1
+    rewritten = []
+    for s in stored:
+        state = json.loads(s.state)
+        if state.get("insights"):
+            state["insights"]["tokens_in"] = over
+        if state.get("artifact"):
+            state["artifact"]["size"] = over
+        rewritten.append(
+            StoredEvent(s.originator_id, s.originator_version, s.topic, json.dumps(state).encode())
+        )
+    assert any(b"%d" % over in s.state for s in rewritten)
+    # When read back, the events load as they were, and the job replays
+    back = [codec.to_domain_event(s) for s in rewritten]
+    job = replay(back)
+    assert job is not None
+    insights = [e.insights for e in back if getattr(e, "insights", None) is not None]
+    assert insights and all(i.tokens_in == over for i in insights)
+    # While a command carrying the same count is refused
+    with pytest.raises(ValueError, match="less than or equal to"):
+        RunInsights(tokens_in=over)
