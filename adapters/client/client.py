@@ -337,7 +337,9 @@ class FleetClient:
         process holds the stream: the room was forwarded to it. ``NotFound`` when the
         stream is not open (it ended)."""
         body = _wire(_model(RoomBody, {"stream": stream_id, "jobs": jobs}, "room"))
-        return self._session.call("POST", "/v1/claim/room", _parser(RoomResult), safe=False, body=body)
+        return self._session.call(
+            "POST", "/v1/claim/room", _parser(RoomResult), safe=False, body=body, lean=True
+        )
 
     def renew(self, job_id: UUID | str, epoch: int, lease_seconds: float | None = None) -> RenewResult:
         """Retried like a read: a repeat extends the lease again (one more renewal)."""
@@ -417,7 +419,7 @@ class FleetClient:
             return []
         batch = _model(CompletionBatch, {"completions": list(completions)}, "completions")
         body = {"completions": [_wire(c) for c in batch.completions]}
-        return self._session.call("POST", "/v1/completions", _results, safe=False, body=body)
+        return self._session.call("POST", "/v1/completions", _results, safe=False, body=body, lean=True)
 
     # ------------------------------------------------------------ admins
 
