@@ -86,14 +86,13 @@ class QuotaCache:
     def refresh(self) -> None:
         """Reload now, ahead of expiry, for a process that keeps the cache fresh in the
         background so that no request waits for a reload (``adapters/http/quota_refresh.py``).
-        Skipped while another thread reloads; a failure keeps the last answer, which
+        Skipped while another thread reloads. A failure raises the store's error (the
+        caller logs the outage once, not every reload) and keeps the last answer, which
         expires as usual (a request then reloads, or fails as the store does)."""
         if not self._lock.acquire(blocking=False):
             return
         try:
-            self._reload()
-        except DomainError as exc:  # never loaded, and the store is unreachable
-            log.warning("could not load tenant quotas yet: %s", exc)
+            self._keep(self._load())
         finally:
             self._lock.release()
 
@@ -126,6 +125,9 @@ class QuotaCache:
             # the next call (whatever a submit does next would fail the same way).
             log.warning("could not refresh tenant quotas, using the previous ones: %s", exc)
             return self._quotas
+        return self._keep(rows)
+
+    def _keep(self, rows: list[TenantRow]) -> dict[str, TenantQuotas]:
         self._quotas = {row.tenant: row.quotas() for row in rows if row.quotas().any()}
         self._expires = self._monotonic() + self._ttl
         return self._quotas

@@ -9,7 +9,9 @@ reading before it writes. Traces of the benchmark's W3 showed that submit among 
 slowest each second. Here the loop has it reloaded on a thread every third of its life,
 from the server's start (in the background: a store still unreachable does not hold the
 start up). A reload that fails keeps the last answer until it expires; requests then
-reload it themselves, or fail as the store does.
+reload it themselves, or fail as the store does. An outage is logged once, with its
+error, when the first reload fails, and once more when a reload works again (with how
+many failed meanwhile), not three times a second while it lasts.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from coordinator.quotas import QuotaCache
+from domain.errors import DomainError
 
 log = logging.getLogger("fleetlog.http")
 
@@ -34,6 +37,8 @@ class QuotaRefresher:
         self.run = run
         """Runs the (synchronous) reload on a thread (``Api.run``)."""
         self.interval = cache.ttl / REFRESHES_PER_TTL
+        self.failures = 0
+        """Reloads failed in a row (0: the last one worked)."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -56,5 +61,18 @@ class QuotaRefresher:
     async def _refresh(self) -> None:
         try:
             await self.run(self.cache.refresh)
-        except Exception:  # a background task: log loudly, keep going
-            log.exception("quota cache refresh failed")
+        except Exception as exc:  # a background task: log the outage, keep going
+            self.failures += 1
+            if self.failures == 1:
+                log.error(
+                    "quota cache refresh failed: %s; retrying every %.2f s, logged again once it works",
+                    exc,
+                    self.interval,
+                    exc_info=not isinstance(exc, DomainError),  # a traceback for a bug, not an outage
+                )
+            else:
+                log.debug("quota cache refresh failed again (%d in a row)", self.failures, exc_info=True)
+        else:
+            if self.failures:
+                log.warning("quota cache refresh works again after %d failed reloads", self.failures)
+            self.failures = 0

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from adapters.http.quota_refresh import QuotaRefresher
 from coordinator.errors import Unavailable
@@ -69,6 +73,32 @@ def test_a_store_that_is_down_leaves_the_cache_unloaded_and_the_refresher_runnin
     unloaded, calls, recovered = asyncio.run(scenario())
     assert unloaded and calls >= 2  # tried again, not given up
     assert recovered  # loaded once the store is back
+
+
+def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> int:
+        load = SlowLoader(fail=True)
+        refresher = QuotaRefresher(QuotaCache(load, ttl=0.15), on_thread)  # a reload every 0.05 s
+        refresher.start()
+        await asyncio.sleep(0.4)
+        failed = load.calls
+        load.fail = False
+        await asyncio.sleep(0.2)
+        await refresher.close()
+        return failed
+
+    with caplog.at_level(logging.INFO, logger="fleetlog.http"):
+        failed = asyncio.run(scenario())
+    assert failed >= 3
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "fleetlog.http"]
+    assert len(records) == 2, records
+    (first_level, first), (last_level, last) = records
+    assert first_level == logging.ERROR
+    assert "quota cache refresh failed: event store unavailable: down" in first
+    assert last_level == logging.WARNING
+    counted = re.search(r"works again after (\d+) failed reloads", last)
+    assert counted is not None, last
+    assert 3 <= int(counted.group(1)) <= failed  # one may have been in flight as the store came back
 
 
 def test_close_stops_it() -> None:

@@ -200,9 +200,11 @@ def test_the_cache_keeps_its_last_answer_when_a_reload_fails() -> None:
 def test_a_refresh_reloads_ahead_of_expiry_and_keeps_the_last_answer_when_it_fails() -> None:
     load, ticks = Loader([tenant_row(registered_tenant(max_queued=1))]), Ticks()
     cache = QuotaCache(load, ttl=1.0, monotonic=ticks)
-    # Never loaded, the store down: a refresh says so in the log, and raises nothing
+    # Never loaded, the store down: a refresh raises the store's error (its caller,
+    # the background refresher, logs the outage), and nothing is loaded
     load.fail = True
-    cache.refresh()
+    with pytest.raises(Unavailable):
+        cache.refresh()
     assert cache.loaded() is None
     load.fail = False
     cache.refresh()
@@ -217,7 +219,8 @@ def test_a_refresh_reloads_ahead_of_expiry_and_keeps_the_last_answer_when_it_fai
     # A failed refresh keeps the last answer until it expires as usual
     load.fail = True
     ticks.now += 0.5
-    cache.refresh()
+    with pytest.raises(Unavailable):
+        cache.refresh()
     assert cache.loaded() == {"acme": TenantQuotas(max_queued=1)}
     ticks.now += 0.6
     assert cache.loaded() is None
