@@ -9,7 +9,7 @@ connection every time cost both sides a connect and an accept per job), whose so
 lane remembers so that an ``Interrupter`` can cut a poll on it short. The small
 requests a worker sends for every job (``lean=True``) skip httpx for the standard
 library's ``http.client`` on connections of their own when the URL allows
-(``lean.py``): same request, same answer, same failures, a third of the CPU.
+(``lean.py``): same request, same answer, same failures, half the CPU.
 """
 
 from __future__ import annotations
